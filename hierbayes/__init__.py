@@ -1,0 +1,33 @@
+"""hierbayes: Bayesian hierarchical models from lme4 formulas, with PyMC and ArviZ.
+
+    import hierbayes as hb
+    fit = hb.fit("normexam ~ standLRT + (standLRT | school)", data=hb.datasets.load("london_exam"))
+    print(fit.summary())
+
+Each stage is public: ``parse_formula`` -> ``make_design`` -> ``make_priors`` ->
+``build_model`` -> ``sample``; ``fit`` chains them.
+"""
+
+import warnings as _warnings
+
+# pip-installed PyTensor warns at import that it found no BLAS; nutpie (the default sampler)
+# compiles through numba and does not use it.
+_warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+
+from . import datasets  # noqa: E402
+from .api import build, fit  # noqa: E402
+from .build import build_model  # noqa: E402
+from .design import DataError, Design, center, make_design  # noqa: E402
+from .formula import FormulaError, ModelSpec, parse_formula  # noqa: E402
+from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
+from .results import FitResult  # noqa: E402
+from .sampling import Diagnostics, SamplingWarning, diagnose, sample  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
+    "default_priors", "build_model", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
+    "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
+    "SamplingWarning",
+]  # fmt: skip

@@ -1,0 +1,403 @@
+"""Stage 2: evaluate a ModelSpec on a DataFrame.
+
+Produces the response vector, the fixed-effects matrix X, and for every random-effect block
+its matrix Z and the integer codes of its grouping factor. Terms are evaluated by ``formulae``
+(the formula engine bambi uses); column names follow lme4 (``(Intercept)``, ``sexM``,
+``age:SexMale``). Every input problem is reported here, before any model is built.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulae import design_matrices
+from formulae.transforms import C
+
+from .formula import FormulaError, ModelSpec, RandomBlock, parse_formula
+
+__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
+
+
+class DataError(ValueError):
+    """The data cannot be used with the formula (unknown column, bad type, too few groups...)."""
+
+
+class _RScale:
+    """R's ``scale(x)``: centre and divide by the SD with n - 1, remembered for new data."""
+
+    __stateful_transform__ = True
+
+    def __init__(self):
+        self.mean = self.sd = None
+
+    def __call__(self, x):
+        x = np.asarray(x, dtype=float)
+        if self.mean is None:
+            self.mean, self.sd = x.mean(), x.std(ddof=1)
+        return (x - self.mean) / self.sd
+
+
+# Names a formula copied from an R script may call, on top of formulae's own (I, C, center,
+# scale, standardize, poly, bs, ...) and numpy as ``np``.
+R_NAMESPACE = {
+    "np": np,
+    "numpy": np,
+    "factor": C,
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "scale": _RScale,
+}
+_KNOWN_CALLS = set(R_NAMESPACE) | {
+    "I", "C", "T", "S", "center", "standardize", "poly", "bs", "binary", "offset", "p", "prop",
+    "True", "False", "None",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GroupingFactor:
+    """A grouping factor: its level names and each row's level index."""
+
+    name: str
+    levels: tuple[str, ...]
+    codes: np.ndarray = field(repr=False)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    """One block of group-level effects: Z's columns share one covariance matrix.
+
+    ``name`` is lme4's label for the block in VarCorr: the grouping factor, with ``.1``,
+    ``.2`` added when several blocks share a factor (as ``(x || g)`` makes).
+    """
+
+    name: str
+    group: str
+    terms: tuple[str, ...]
+    Z: np.ndarray = field(repr=False)
+    correlated: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.terms)
+
+
+@dataclass(frozen=True)
+class Design:
+    """The model's data as arrays: y, X with term names, and one Z per block."""
+
+    spec: ModelSpec
+    response: str
+    y: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    fixed_terms: tuple[str, ...]
+    blocks: tuple[BlockDesign, ...]
+    factors: dict[str, GroupingFactor] = field(repr=False)
+    data: pd.DataFrame = field(repr=False)
+    n_dropped: int = 0
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def has_intercept(self) -> bool:
+        return "(Intercept)" in self.fixed_terms
+
+
+def make_design(
+    spec: ModelSpec | str, data: pd.DataFrame, reference: dict[str, str] | None = None
+) -> Design:
+    """Evaluate ``spec`` on ``data``.
+
+    ``reference`` maps a categorical column to its reference level (the level absorbed into
+    the intercept under treatment coding). Otherwise the first category of a pandas
+    Categorical is the reference, and for other columns the first level in sorted order,
+    as in R. Rows with a missing value in a column the model uses are dropped with a warning
+    that gives their count; no other row is dropped.
+    """
+    if isinstance(spec, str):
+        spec = parse_formula(spec)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+
+    used = _check_columns(spec, data)
+    _check_response_type(spec.response, data)
+    data, n_dropped = _drop_missing(data, used)
+    prepared = _prepare_categoricals(data, used, reference or {})
+
+    y = _response(spec, prepared)
+    X, fixed_terms = _evaluate(f"{spec.response} ~ {spec.fixed}", prepared, f"fixed part {spec.fixed!r}")
+    _check_rank(X, fixed_terms)
+
+    factors: dict[str, GroupingFactor] = {}
+    raw_blocks: list[tuple[str, tuple[str, ...], np.ndarray, bool]] = []
+    for block in spec.blocks:
+        if block.group not in factors:
+            factors[block.group] = _grouping_factor(block, data)
+        Z, terms = _evaluate(block.terms, prepared, f"random-effect term {block.source!r}")
+        if Z.shape[1] == 0:
+            raise FormulaError(f"random-effect term {block.source!r} has no columns")
+        if block.correlated:
+            raw_blocks.append((block.group, terms, Z, Z.shape[1] > 1))
+        else:  # (x || g): one independent block per column, as lme4 splits it
+            raw_blocks.extend((block.group, (t,), Z[:, [k]], False) for k, t in enumerate(terms))
+
+    blocks, seen = [], {}
+    for group, terms, Z, correlated in raw_blocks:
+        k = seen.get(group, 0)
+        seen[group] = k + 1
+        name = group if k == 0 else f"{group}.{k}"
+        blocks.append(BlockDesign(name=name, group=group, terms=terms, Z=Z, correlated=correlated))
+
+    return Design(
+        spec=spec,
+        response=_pretty(spec.response),
+        y=y,
+        X=X,
+        fixed_terms=fixed_terms,
+        blocks=tuple(blocks),
+        factors=factors,
+        data=data,
+        n_dropped=n_dropped,
+    )
+
+
+def center(data: pd.DataFrame, column: str, by: str, suffix: str = "_groupc") -> pd.DataFrame:
+    """Group-mean centring for the within/between decomposition.
+
+    Returns a copy of ``data`` with two new columns: ``<column><suffix>`` (the value minus
+    its group's mean: the within-group part) and ``<column>_groupmean`` (the group's mean:
+    the between-group part). ``hb.center(df, "standLRT", by="school")`` gives the seeds'
+    ``lrt_groupc`` as ``standLRT_groupc``.
+    """
+    for col in (column, by):
+        if col not in data.columns:
+            raise DataError(f"unknown column {col!r}; the data has {_list(data.columns)}")
+    if not pd.api.types.is_numeric_dtype(data[column]):
+        raise DataError(f"column {column!r} must be numeric to be centred")
+    out = data.copy()
+    means = out.groupby(by, observed=True)[column].transform("mean")
+    out[f"{column}{suffix}"] = out[column] - means
+    out[f"{column}_groupmean"] = means
+    return out
+
+
+# --- checks -------------------------------------------------------------------------------
+
+_IDENT = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)")
+_STRING = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _names_in(expr: str) -> list[str]:
+    """Variable names an expression reads: identifiers that are not calls, keywords or numpy."""
+    text = _STRING.sub("''", expr)
+    names = []
+    for m in _IDENT.finditer(text):
+        name, rest = m.group(1), text[m.end():].lstrip()
+        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
+            continue  # a function call or a keyword argument
+        if name.split(".")[0] in ("np", "numpy") or name in _KNOWN_CALLS:
+            continue
+        names.append(name)
+    return names
+
+
+def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
+    """Every name the formula reads must be a column; returns the columns used."""
+    used: list[str] = []
+
+    def need(names, where):
+        for name in names:
+            if name not in data.columns:
+                raise DataError(
+                    f"unknown column {name!r} in {where}; the data has {_list(data.columns)}"
+                )
+            if name not in used:
+                used.append(name)
+
+    need(_names_in(spec.response), f"the response {spec.response!r}")
+    need(_names_in(spec.fixed), f"the fixed part {spec.fixed!r}")
+    for block in spec.blocks:
+        need(_names_in(block.terms), f"random-effect term {block.source!r}")
+        for col in block.group_columns:
+            if col not in data.columns:
+                raise DataError(
+                    f"grouping factor {col!r} in random-effect term {block.source!r} is not a "
+                    f"column of the data; the data has {_list(data.columns)}"
+                )
+            if col not in used:
+                used.append(col)
+    return used
+
+
+def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
+    missing = data[used].isna()
+    rows = missing.any(axis=1)
+    n = int(rows.sum())
+    if n == 0:
+        return data, 0
+    if n == len(data):
+        raise DataError(f"every row has a missing value in the columns the model uses ({_list(used)})")
+    per_column = ", ".join(f"{c}: {int(k)}" for c, k in missing.sum().items() if k)
+    warnings.warn(
+        f"dropped {n} of {len(data)} rows with missing values in the model's columns "
+        f"({per_column})",
+        UserWarning,
+        stacklevel=3,
+    )
+    return data.loc[~rows], n
+
+
+def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
+    """Make every non-numeric column an ordered Categorical, so formulae keeps our level order.
+
+    formulae sorts the levels of anything but an *ordered* Categorical; we want R's order
+    (sorted strings, a Categorical's own order) with the chosen reference level first.
+    """
+    for col in reference:
+        if col not in data.columns:
+            raise DataError(f"reference level given for unknown column {col!r}")
+        if col not in used:
+            raise DataError(f"reference level given for column {col!r}, which the formula does not use")
+    out = data[used].copy()
+    for col in used:
+        x = out[col]
+        if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
+            if col in reference:
+                raise DataError(
+                    f"column {col!r} is numeric, so it has no reference level; "
+                    f"use factor({col}) in the formula to treat it as categorical"
+                )
+            continue
+        levels = _levels(x)
+        if col in reference:
+            ref = str(reference[col])
+            if ref not in levels:
+                raise DataError(f"reference level {ref!r} is not a level of column {col!r} (levels: {_list(levels)})")
+            levels = [ref] + [lv for lv in levels if lv != ref]
+        out[col] = pd.Categorical(x.astype(str), categories=levels, ordered=True)
+    return out
+
+
+def _levels(x: pd.Series) -> list[str]:
+    """Level order: a Categorical's own (unused levels dropped), else sorted, numbers by value."""
+    if isinstance(x.dtype, pd.CategoricalDtype):
+        present = set(x.astype(str).unique())
+        return [str(c) for c in x.cat.categories if str(c) in present]
+    values = pd.unique(x.astype(str))
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _check_response_type(name: str, data: pd.DataFrame) -> None:
+    if name in data.columns:
+        col = data[name]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise DataError(
+                f"the response {name!r} must be numeric for the Gaussian family, "
+                f"but the column holds {col.dtype} values such as {col.dropna().iloc[0]!r}"
+            )
+
+
+def _response(spec: ModelSpec, prepared: pd.DataFrame) -> np.ndarray:
+    name = spec.response
+    try:
+        dm = design_matrices(f"{name} ~ 1", prepared, na_action="pass", extra_namespace=R_NAMESPACE)
+        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"cannot evaluate the response {name!r} as numbers: {err}") from err
+    if not np.all(np.isfinite(y)):
+        bad = int((~np.isfinite(y)).sum())
+        raise DataError(f"the response {_pretty(name)!r} has {bad} non-finite values (inf or nan)")
+    return y
+
+
+def _evaluate(formula: str, prepared: pd.DataFrame, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Evaluate the right-hand side of ``formula`` with formulae; lme4 column names."""
+    try:
+        dm = design_matrices(formula, prepared, na_action="pass", extra_namespace=R_NAMESPACE)
+    except Exception as err:  # formulae raises many types; name the term for the user
+        raise FormulaError(f"cannot evaluate the {where}: {err}") from err
+    if dm.common is None:
+        return np.zeros((len(prepared), 0)), ()
+    frame = dm.common.as_dataframe()
+    X = frame.to_numpy(dtype=float)
+    if not np.all(np.isfinite(X)):
+        bad = [c for c in frame.columns if not np.all(np.isfinite(frame[c]))]
+        raise DataError(f"the {where} gives non-finite values (inf or nan) in {_list(bad)}")
+    return X, tuple(_lme4_name(c) for c in frame.columns)
+
+
+def _lme4_name(name: str) -> str:
+    """formulae's ``Intercept``, ``sex[M]``, ``I(x ** 2)`` -> lme4's ``(Intercept)``, ``sexM``, ``I(x^2)``."""
+    if name == "Intercept":
+        return "(Intercept)"
+    return _pretty(re.sub(r"\[([^\]]*)\]", r"\1", name))
+
+
+def _pretty(expr: str) -> str:
+    return expr.replace(" ** ", "^").replace("**", "^")
+
+
+def _check_rank(X: np.ndarray, names: tuple[str, ...]) -> None:
+    """Refuse collinear fixed-effect columns, naming the first that depends on the others."""
+    if X.shape[1] == 0:
+        return
+    scale = np.linalg.norm(X, axis=0)
+    for k, name in enumerate(names):
+        if scale[k] == 0:
+            raise DataError(f"fixed-effect column {name!r} is all zeros (a level or combination with no rows?)")
+    Xs = X / scale
+    for k in range(1, X.shape[1] + 1):
+        if np.linalg.matrix_rank(Xs[:, :k], tol=1e-8 * np.sqrt(X.shape[0])) < k:
+            raise DataError(
+                f"fixed-effect column {names[k - 1]!r} is a linear combination of "
+                f"{_list(names[: k - 1])}; drop one of them"
+            )
+
+
+def _grouping_factor(block: RandomBlock, data: pd.DataFrame) -> GroupingFactor:
+    """Levels and row codes of a grouping factor; ``a:b`` takes the combinations present."""
+    per_column = []
+    level_lists = []
+    for col in block.group_columns:
+        levels = _levels(data[col])
+        level_lists.append(levels)
+        per_column.append(pd.Categorical(data[col].astype(str), categories=levels).codes)
+    combos, codes = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
+    levels = [":".join(level_lists[j][k] for j, k in enumerate(row)) for row in combos]
+    if len(levels) < 2:
+        raise DataError(
+            f"grouping factor {block.group!r} in {block.source!r} has only one level "
+            f"({levels[0]!r}); a group-level effect needs at least two groups"
+        )
+    if len(levels) >= len(data):
+        raise DataError(
+            f"grouping factor {block.group!r} in {block.source!r} has {len(levels)} levels for "
+            f"{len(data)} rows: every row is its own group, so its effect cannot be told apart "
+            "from the residual"
+        )
+    return GroupingFactor(name=block.group, levels=tuple(levels), codes=codes.astype(np.int64).reshape(-1))
+
+
+def _list(items) -> str:
+    items = [str(i) for i in items]
+    shown = ", ".join(repr(i) for i in items[:12])
+    return shown + (f" and {len(items) - 12} more" if len(items) > 12 else "")

@@ -1,0 +1,223 @@
+"""Stage 1: parse an lme4-style formula into a ModelSpec.
+
+The bar structure (``(x | g)``, ``(x || g)``, ``(1 | a/b)``) is parsed here, because the
+formula engine ``formulae`` loses it; the terms on either side of a bar are left as text for
+``formulae`` to evaluate in :mod:`hierbayes.design`. R spellings that formulae does not know
+(``I(x^2)``) are rewritten to their Python form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["FormulaError", "RandomBlock", "ModelSpec", "parse_formula"]
+
+
+class FormulaError(ValueError):
+    """The formula cannot be parsed or does not describe a model we can build."""
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One ``(terms | group)`` term of the formula.
+
+    ``terms`` is the left side of the bar as written (R spellings already rewritten), ``group``
+    the grouping factor: a column, or columns joined by ``:`` for an interaction of factors.
+    ``correlated`` is False for ``||``, whose terms get independent SDs (the design stage
+    splits such a block into one block per column, as lme4 does).
+    """
+
+    terms: str
+    group: str
+    correlated: bool = True
+    source: str = ""  # the bar term as the user wrote it, for error messages
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.group.split(":"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed formula: response, fixed part and random-effect blocks."""
+
+    formula: str
+    response: str
+    fixed: str
+    blocks: tuple[RandomBlock, ...]
+
+
+_GROUP_NAME = re.compile(r"^[A-Za-z_.][\w.]*$")
+
+
+def parse_formula(formula: str) -> ModelSpec:
+    """Parse ``formula`` (lme4 syntax) into a :class:`ModelSpec`.
+
+    >>> spec = parse_formula("y ~ x + (1 + x | g) + (1 | a/b)")
+    >>> [(b.terms, b.group) for b in spec.blocks]
+    [('1 + x', 'g'), ('1', 'a'), ('1', 'a:b')]
+    """
+    if not isinstance(formula, str) or not formula.strip():
+        raise FormulaError("the formula must be a non-empty string such as 'y ~ x + (1 | g)'")
+    _check_parentheses(formula)
+    sides = _split_top(formula, "~")
+    if len(sides) != 2:
+        raise FormulaError(
+            f"formula {formula!r} must have exactly one '~' with the response on its left, "
+            "e.g. 'y ~ x + (1 | g)'"
+        )
+    response, rhs = (s.strip() for s in sides)
+    if not response:
+        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {formula!r} has nothing on the right of '~'")
+
+    fixed_terms: list[str] = []
+    blocks: list[RandomBlock] = []
+    for sign, term in _split_terms(rhs, formula):
+        bar = _bar_content(term)
+        if bar is None:
+            fixed_terms.append(term if sign == "+" else f"-{term}")
+            continue
+        if sign == "-":
+            raise FormulaError(f"a random-effect term cannot be subtracted: '-{term}'")
+        blocks.extend(_parse_bar(term, bar))
+
+    fixed = _join_terms(fixed_terms) if fixed_terms else "1"
+    return ModelSpec(
+        formula=formula.strip(),
+        response=to_python(response),
+        fixed=to_python(fixed),
+        blocks=tuple(blocks),
+    )
+
+
+def to_python(expr: str) -> str:
+    """Rewrite R spellings inside function calls: ``^`` (power) becomes ``**``.
+
+    ``I(age^2)`` is R's square; in Python ``^`` is exclusive-or. At the top level of a
+    formula ``^`` means interaction crossing, which we leave alone.
+    """
+    out = []
+    stack: list[bool] = []  # for each open parenthesis: is it a function call?
+    for i, ch in enumerate(expr):
+        if ch == "(":
+            before = expr[:i].rstrip()
+            stack.append(bool(before) and (before[-1].isalnum() or before[-1] in "_."))
+        elif ch == ")" and stack:
+            stack.pop()
+        if ch == "^" and any(stack):
+            out.append("**")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _check_parentheses(text: str) -> None:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            raise FormulaError(f"formula {text!r} has a ')' without a matching '('")
+    if depth:
+        raise FormulaError(f"formula {text!r} has an unclosed '('")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it occurs outside parentheses and brackets."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _split_terms(rhs: str, formula: str) -> list[tuple[str, str]]:
+    """Split the right-hand side into (sign, term) at top-level ``+`` and ``-``."""
+    terms: list[tuple[str, str]] = []
+    depth, sign, buf = 0, "+", ""
+    for ch in rhs:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if depth or ch not in "+-":
+            buf += ch
+            continue
+        if buf.strip():
+            terms.append((sign, buf.strip()))
+            sign, buf = ch, ""
+        elif ch == "-":
+            sign = "-"  # '-1' at the start, or '+ -1'
+        else:
+            raise FormulaError(f"formula {formula!r} has an empty term before a '+'")
+    if not buf.strip():
+        raise FormulaError(f"formula {formula!r} ends with a dangling '{sign}'")
+    terms.append((sign, buf.strip()))
+    return terms
+
+
+def _join_terms(terms: list[str]) -> str:
+    text = " + ".join(terms)
+    return text.replace("+ -", "- ")
+
+
+def _bar_content(term: str) -> str | None:
+    """If ``term`` is ``( ... | ... )`` return what is inside the parentheses."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(term):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(term) - 1:
+            return None  # e.g. "(a)(b)": the first parenthesis closes early
+    inner = term[1:-1]
+    return inner if len(_split_top(inner, "|")) > 1 else None
+
+
+def _parse_bar(term: str, inner: str) -> list[RandomBlock]:
+    parts = _split_top(inner, "||")
+    correlated = len(parts) == 1
+    if correlated:
+        parts = _split_top(inner, "|")
+    if len(parts) != 2:
+        raise FormulaError(f"random-effect term {term!r} must have one '|' or '||'")
+    lhs, rhs = (p.strip() for p in parts)
+    if not lhs:
+        raise FormulaError(f"random-effect term {term!r} has no terms left of the bar; use (1 | g)")
+    if not rhs:
+        raise FormulaError(f"random-effect term {term!r} has no grouping factor right of the bar")
+    lhs = to_python(lhs)
+    return [
+        RandomBlock(terms=lhs, group=group, correlated=correlated, source=term)
+        for group in _expand_groups(rhs, term)
+    ]
+
+
+def _expand_groups(rhs: str, term: str) -> list[str]:
+    """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c`` (lme4's nesting); ``a:b`` stays one factor."""
+    nested = [p.strip() for p in rhs.split("/")]
+    for part in nested:
+        for name in part.split(":"):
+            if not _GROUP_NAME.match(name.strip()):
+                raise FormulaError(
+                    f"grouping factor {rhs!r} in {term!r} must be a column name, or columns "
+                    "joined by ':' (interaction) or '/' (nesting)"
+                )
+    groups = []
+    for k in range(1, len(nested) + 1):
+        groups.append(":".join(":".join(n.strip() for n in p.split(":")) for p in nested[:k]))
+    return groups

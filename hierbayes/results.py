@@ -1,0 +1,251 @@
+"""Stage 6: FitResult, the posterior read the way lme4 users read a fit.
+
+Tables are pandas DataFrames of posterior means, SDs and intervals (95% equal-tailed by
+default; ``interval="hdi"`` for highest density). Nothing here re-fits the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from .design import Design
+from .priors import Priors
+from .sampling import Diagnostics
+
+__all__ = ["FitResult"]
+
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A sampled model: ``idata`` (ArviZ DataTree) plus what made it."""
+
+    design: Design = field(repr=False)
+    priors: Priors = field(repr=False)
+    model: pm.Model = field(repr=False)
+    idata: object = field(repr=False)
+    sampler: str
+    diagnostics: Diagnostics
+
+    @property
+    def spec(self):
+        return self.design.spec
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.idata.posterior.dataset
+
+    # --- tables -----------------------------------------------------------------------------
+
+    def fixef(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """Fixed effects: index = term, columns mean, sd, lower, upper, r_hat, ess_bulk."""
+        table = _stats(self.posterior["b"], prob, interval).reset_index(drop=True)
+        table = pd.concat([table, _diagnostics(self.idata, "b")], axis=1)
+        table.index = list(self.design.fixed_terms)
+        table.index.name = "term"
+        return table
+
+    def ranef(self, group: str | None = None, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """Group deviations b from the fixed effects, one row per grouping-factor level and term.
+
+        Columns: grp, level, term, mean, sd, lower, upper (broom.mixed's ``ran_vals`` layout).
+        Blocks that share a grouping factor (``(x || g)``) are reported under that factor.
+        """
+        rows = []
+        for block in self._blocks(group):
+            r = self.posterior[f"r_{block.name}"]
+            table = _stats(r, prob, interval).reset_index()
+            table.columns = ["level", "term", *table.columns[2:]]
+            table.insert(0, "grp", block.group)
+            rows.append(table)
+        return _sorted_by_level(pd.concat(rows, ignore_index=True), self.design)
+
+    def coef(self, group: str | None = None, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """Group-level coefficients: fixed effect + that group's deviation, per level and term.
+
+        As lme4's ``coef()``: every fixed term appears for every level; terms without a
+        group-level effect in that factor are the fixed effect alone.
+        """
+        b = self.posterior["b"]
+        tables = []
+        for factor in self._factors(group):
+            levels = self.design.factors[factor].levels
+            draws = b.expand_dims({factor: list(levels)}).copy()  # (factor, chain, draw, term)
+            draws = draws.transpose(*_SAMPLE_DIMS, factor, "term")
+            extra = []
+            for block in self.design.blocks:
+                if block.group != factor:
+                    continue
+                r = self.posterior[f"r_{block.name}"]
+                for term in block.terms:
+                    rv = r.sel({f"{block.name}__effect": term}, drop=True)
+                    if term in self.design.fixed_terms:
+                        draws.loc[{"term": term}] = draws.sel(term=term) + rv
+                    else:
+                        extra.append(rv.expand_dims(term=[term]))
+            if extra:
+                draws = xr.concat([draws, *[e.transpose(*draws.dims) for e in extra]], dim="term")
+            table = _stats(draws, prob, interval).reset_index()
+            table.columns = ["level", "term", *table.columns[2:]]
+            table.insert(0, "grp", factor)
+            tables.append(table)
+        return _sorted_by_level(pd.concat(tables, ignore_index=True), self.design)
+
+    def varcorr(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
+        """Variance components in the layout of lme4's ``as.data.frame(VarCorr(m))``.
+
+        Columns grp, var1, var2 (empty on SD rows), then the posterior mean, sd, lower and
+        upper of the SD (or of the correlation), and ``vcov``: the posterior mean of the
+        variance (or covariance). The residual is grp ``Residual``.
+        """
+        rows = []
+        for block in self.design.blocks:
+            effect = f"{block.name}__effect"
+            sd = self.posterior[f"sd_{block.name}"]
+            for term in block.terms:
+                s = sd.sel({effect: term})
+                rows.append(_row(block.name, term, "", s, (s**2).mean(), prob, interval))
+            if block.correlated:
+                cor = self.posterior[f"cor_{block.name}"]
+                for i, t1 in enumerate(block.terms):
+                    for t2 in block.terms[i + 1 :]:
+                        c = cor.sel({effect: t1, f"{effect}_bis": t2})
+                        cov = (c * sd.sel({effect: t1}) * sd.sel({effect: t2})).mean()
+                        rows.append(_row(block.name, t1, t2, c, cov, prob, interval))
+        sigma = self.posterior["sigma"]
+        rows.append(_row("Residual", "", "", sigma, (sigma**2).mean(), prob, interval))
+        return pd.DataFrame(rows)
+
+    def prior_table(self) -> pd.DataFrame:
+        """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""
+        return self.priors.table()
+
+    # --- text -------------------------------------------------------------------------------
+
+    def summary(self, prob: float = 0.95) -> str:
+        """A text that reads like lmer's summary, with posterior means, SDs and intervals."""
+        d = self.design
+        post = self.posterior
+        n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+        pct = f"{prob:.0%}"
+        lines = [
+            f"Bayesian linear mixed model (Gaussian), NUTS via {self.sampler}",
+            f"Formula: {d.spec.formula}",
+            f"   Data: {d.n_obs} observations"
+            + (f" ({d.n_dropped} rows with missing values dropped)" if d.n_dropped else ""),
+            f" Draws: {n_chains} chains x {n_draws} (after warm-up)",
+            "",
+        ]
+        if d.blocks:
+            vc = self.varcorr(prob)
+            lines.append(f"Random effects (posterior mean of each SD, its {pct} interval; correlations):")
+            lines.append(_random_effects_text(vc, d))
+            groups = ", ".join(f"{name}, {f.n_levels}" for name, f in d.factors.items())
+            lines.append(f"Number of obs: {d.n_obs}, groups:  {groups}")
+        else:
+            s = _stats(post["sigma"], prob, "eti").iloc[0]
+            lines.append(f"Residual SD: {s['mean']:.4g} ({pct} interval {s['lower']:.4g} to {s['upper']:.4g})")
+        lines += ["", "Fixed effects:"]
+        fe = self.fixef(prob).rename(
+            columns={"mean": "Estimate", "sd": "Est.Error", "lower": f"l-{pct}", "upper": f"u-{pct}",
+                     "r_hat": "R-hat", "ess_bulk": "ESS"}  # fmt: skip
+        )
+        fe["ESS"] = fe["ESS"].round().astype(int)
+        fe.index.name = None
+        lines.append(fe.to_string(float_format=lambda v: f"{v:.4g}"))
+        lines += ["", f"Diagnostics: {self.diagnostics.line()}"]
+        for message in self.diagnostics.messages:
+            lines.append(f"  Warning: {message}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _blocks(self, group):
+        blocks = [b for b in self.design.blocks if group is None or b.group == group]
+        if not blocks:
+            raise ValueError(self._no_group(group))
+        return blocks
+
+    def _factors(self, group):
+        if group is None:
+            return list(self.design.factors)
+        if group not in self.design.factors:
+            raise ValueError(self._no_group(group))
+        return [group]
+
+    def _no_group(self, group) -> str:
+        if not self.design.factors:
+            return "this model has no group-level effects"
+        return f"no grouping factor {group!r}; the model has {', '.join(map(repr, self.design.factors))}"
+
+
+def _stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
+    """mean, sd, lower, upper over the draws, one row per remaining coordinate."""
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
+    if interval == "eti":
+        bounds = az.eti(da, prob=prob)
+    elif interval == "hdi":
+        bounds = az.hdi(da, prob=prob)
+    else:
+        raise ValueError(f"interval must be 'eti' (equal-tailed) or 'hdi', not {interval!r}")
+    stats = xr.Dataset(
+        {
+            "mean": da.mean(_SAMPLE_DIMS),
+            "sd": da.std(_SAMPLE_DIMS, ddof=1),
+            "lower": bounds.sel(ci_bound="lower", drop=True),
+            "upper": bounds.sel(ci_bound="upper", drop=True),
+        }
+    )
+    if not stats["mean"].dims:
+        return pd.DataFrame({k: [float(v)] for k, v in stats.items()})
+    return stats.to_dataframe()[["mean", "sd", "lower", "upper"]]
+
+
+def _diagnostics(idata, name: str) -> pd.DataFrame:
+    rhat = az.rhat(idata, var_names=[name])[name].values.reshape(-1)
+    ess = az.ess(idata, var_names=[name], method="bulk")[name].values.reshape(-1)
+    return pd.DataFrame({"r_hat": rhat, "ess_bulk": ess})
+
+
+def _row(grp, var1, var2, da, vcov, prob, interval) -> dict:
+    s = _stats(da, prob, interval).iloc[0]
+    return {"grp": grp, "var1": var1, "var2": var2, "mean": s["mean"], "sd": s["sd"],
+            "lower": s["lower"], "upper": s["upper"], "vcov": float(vcov)}  # fmt: skip
+
+
+def _sorted_by_level(table: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Keep levels in the factor's order (not alphabetical) and terms in model order."""
+    order = {(g, lv): i for g, f in design.factors.items() for i, lv in enumerate(f.levels)}
+    key = table.apply(lambda r: order[(r["grp"], r["level"])], axis=1)
+    return table.assign(_k=key).sort_values(["grp", "_k"], kind="stable").drop(columns="_k").reset_index(drop=True)
+
+
+def _random_effects_text(vc: pd.DataFrame, design: Design) -> str:
+    """lmer's Groups / Name / Std.Dev. / Corr table, with the posterior interval added."""
+    lines = [f" {'Groups':<10} {'Name':<14} {'Std.Dev.':>9} {'lower':>9} {'upper':>9}  Corr"]
+    for block in design.blocks:
+        sds = vc[(vc.grp == block.name) & (vc.var2 == "")]
+        cors = vc[(vc.grp == block.name) & (vc.var2 != "")]
+        for i, (_, row) in enumerate(sds.iterrows()):
+            corr = []
+            for t in block.terms[:i]:
+                c = cors[(cors.var1 == t) & (cors.var2 == row.var1)]
+                corr.append(f"{c['mean'].iloc[0]:5.2f}")
+            grp = block.name if i == 0 else ""
+            lines.append(
+                f" {grp:<10} {row.var1:<14} {row['mean']:>9.4g} {row['lower']:>9.4g} {row['upper']:>9.4g}  {' '.join(corr)}"
+            )
+    res = vc[vc.grp == "Residual"].iloc[0]
+    lines.append(f" {'Residual':<10} {'':<14} {res['mean']:>9.4g} {res['lower']:>9.4g} {res['upper']:>9.4g}")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""Stage 5: NUTS sampling (nutpie or PyMC's own) and convergence diagnostics as warnings."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "available_sampler"]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+class SamplingWarning(UserWarning):
+    """The sampler's output should not be trusted as it is."""
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence checks over the parameters that users read."""
+
+    divergences: int
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    worst_rhat: str  # parameter with the largest R-hat
+    worst_ess: str  # parameter with the smallest bulk ESS
+    messages: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.messages
+
+    def line(self) -> str:
+        return (
+            f"{self.divergences} divergent transitions; max R-hat {self.max_rhat:.3f}; "
+            f"min bulk ESS {self.min_ess_bulk:.0f}; min tail ESS {self.min_ess_tail:.0f}"
+        )
+
+
+def available_sampler(sampler: str = "auto") -> str:
+    """``auto`` is nutpie when installed (compiled NUTS, fastest here), else PyMC's."""
+    if sampler not in ("auto", "nutpie", "pymc"):
+        raise ValueError(f"sampler must be 'auto', 'nutpie' or 'pymc', not {sampler!r}")
+    if sampler == "auto":
+        return "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
+    if sampler == "nutpie" and not importlib.util.find_spec("nutpie"):
+        raise ImportError("sampler='nutpie' needs the nutpie package: pip install nutpie")
+    return sampler
+
+
+def sample(
+    model: pm.Model,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: str = "auto",
+    target_accept: float = 0.9,
+    progressbar: bool = True,
+    **kwargs,
+):
+    """Run NUTS on ``model``; returns the ArviZ DataTree. The same seed gives the same draws."""
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
+    nuts_sampler = available_sampler(sampler)
+    with model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            nuts_sampler=nuts_sampler,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            compute_convergence_checks=False,  # ours follow, with advice
+            **kwargs,
+        )
+
+
+def diagnose(idata, var_names: list[str]) -> Diagnostics:
+    """Divergences, R-hat and ESS (bulk and tail) over ``var_names``, with advice."""
+    divergences = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(idata, var_names=var_names)
+        ess_bulk = az.ess(idata, var_names=var_names, method="bulk")
+        ess_tail = az.ess(idata, var_names=var_names, method="tail")
+    max_rhat, worst_rhat = _extreme(rhat, np.nanargmax)
+    min_bulk, worst_ess = _extreme(ess_bulk, np.nanargmin)
+    min_tail, _ = _extreme(ess_tail, np.nanargmin)
+
+    messages = []
+    n_draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    if divergences:
+        messages.append(
+            f"{divergences} divergent transitions after warm-up: the sampler met curvature it "
+            "could not follow, so the posterior may be biased. Try target_accept=0.95 or 0.99, "
+            "and look for a group-level SD near zero (a tighter sd prior, or dropping that "
+            "term, often helps)."
+        )
+    if max_rhat > RHAT_MAX:
+        messages.append(
+            f"R-hat up to {max_rhat:.3f} (> {RHAT_MAX}) for {worst_rhat}: the chains disagree. "
+            "Run longer (tune=2000, draws=2000) and look at the trace plots."
+        )
+    if min(min_bulk, min_tail) < ESS_MIN:
+        messages.append(
+            f"effective sample size as low as {min(min_bulk, min_tail):.0f} (< {ESS_MIN}; bulk "
+            f"{min_bulk:.0f}, tail {min_tail:.0f}) of {n_draws} draws, worst for {worst_ess}: "
+            "intervals are imprecise. Draw more (draws=2000 or more chains)."
+        )
+    return Diagnostics(divergences, max_rhat, min_bulk, min_tail, worst_rhat, worst_ess, tuple(messages))
+
+
+def _extreme(tree, pick) -> tuple[float, str]:
+    """The largest (or smallest) value over all variables of a diagnostic, and where it is."""
+    best_value, best_name = np.nan, ""
+    for name, da in tree.data_vars.items():
+        values = np.asarray(da.values, dtype=float).reshape(-1)
+        if not np.any(np.isfinite(values)):
+            continue
+        k = pick(values)
+        value = values[k]
+        better = np.isnan(best_value) or (value > best_value if pick is np.nanargmax else value < best_value)
+        if better:
+            index = np.unravel_index(k, da.shape)
+            label = ", ".join(str(da.coords[d].values[i]) for d, i in zip(da.dims, index))
+            best_value, best_name = float(value), f"{name}[{label}]" if label else name
+    return best_value, best_name
