@@ -17,7 +17,7 @@ import pandas as pd
 from formulae import design_matrices
 from formulae.transforms import C
 
-from .formula import FormulaError, ModelSpec, RandomBlock, parse_formula
+from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula
 
 __all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
 
@@ -54,10 +54,10 @@ R_NAMESPACE = {
     "exp": np.exp,
     "sqrt": np.sqrt,
     "abs": np.abs,
-    "scale": _RScale,
+    "rscale": _RScale,  # R's scale(); see formula.R_RENAMES
 }
 _KNOWN_CALLS = set(R_NAMESPACE) | {
-    "I", "C", "T", "S", "center", "standardize", "poly", "bs", "binary", "offset", "p", "prop",
+    "I", "C", "T", "S", "center", "scale", "standardize", "poly", "bs", "binary", "offset", "p", "prop",
     "True", "False", "None",
 }  # fmt: skip
 
@@ -353,6 +353,9 @@ def _lme4_name(name: str) -> str:
 
 
 def _pretty(expr: str) -> str:
+    """Python spellings back to the R ones the user wrote."""
+    for r_name, ours in R_RENAMES.items():
+        expr = re.sub(rf"(?<![\w.]){ours}\(", f"{r_name}(", expr)
     return expr.replace(" ** ", "^").replace("**", "^")
 
 

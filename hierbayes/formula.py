@@ -93,12 +93,19 @@ def parse_formula(formula: str) -> ModelSpec:
     )
 
 
+# R functions whose formulae namesake differs (formulae's scale() divides by the SD with n,
+# R's with n - 1): rewritten to our R-compatible versions, and named back in column labels.
+R_RENAMES = {"scale": "rscale"}
+_R_CALL = re.compile(r"(?<![\w.])(" + "|".join(R_RENAMES) + r")\s*\(")
+
+
 def to_python(expr: str) -> str:
-    """Rewrite R spellings inside function calls: ``^`` (power) becomes ``**``.
+    """Rewrite R spellings: ``^`` (power) inside function calls becomes ``**``; R's ``scale``.
 
     ``I(age^2)`` is R's square; in Python ``^`` is exclusive-or. At the top level of a
     formula ``^`` means interaction crossing, which we leave alone.
     """
+    expr = _R_CALL.sub(lambda m: R_RENAMES[m.group(1)] + "(", expr)
     out = []
     stack: list[bool] = []  # for each open parenthesis: is it a function call?
     for i, ch in enumerate(expr):

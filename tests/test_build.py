@@ -1,0 +1,112 @@
+"""The PyMC model: names, dims, and its likelihood checked by hand at a random point."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import hierbayes as hb
+from hierbayes.build import build_model, choose_parameterization, information_ratio
+from hierbayes.design import make_design
+
+
+def _random_point(model, seed):
+    rng = np.random.default_rng(seed)
+    return {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in model.initial_point().items()}
+
+
+def _evaluate(model, point, names):
+    """Values of named variables at a point of the sampler's (transformed) space."""
+    outputs = model.replace_rvs_by_values([model[n] for n in names])
+    fn = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")
+    return dict(zip(names, fn(point)))
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "normexam ~ standLRT + (1 | school)",  # well-informed groups: centred
+        "normexam ~ standLRT + sex + (standLRT | school)",
+        "normexam ~ standLRT + (standLRT || school)",
+        "normexam ~ 0 + sex + (1 | school) + (0 + standLRT | school)",
+        "normexam ~ standLRT + (1 + sex | school) + (1 | vr)",
+    ],
+)
+def test_likelihood_matches_a_hand_computation(london, formula):
+    design = make_design(formula, london)
+    model = build_model(design)
+    point = _random_point(model, seed=len(formula))
+    names = ["b", "sigma"] + [f"{p}_{blk.name}" for blk in design.blocks for p in ("r", "sd")]
+    names += [f"z_{blk.name}" for blk in design.blocks if f"z_{blk.name}" in model.named_vars]
+    names += [f"L_{blk.name}" for blk in design.blocks if blk.correlated]
+    v = _evaluate(model, point, names)
+
+    mu = design.X @ v["b"]
+    for blk in design.blocks:
+        r = v[f"r_{blk.name}"]
+        if f"z_{blk.name}" in v:  # non-centred: r = diag(sd) L z
+            L = v[f"L_{blk.name}"] if blk.correlated else np.eye(blk.size)
+            np.testing.assert_allclose(r, (v[f"z_{blk.name}"] @ L.T) * v[f"sd_{blk.name}"], rtol=1e-10)
+        mu = mu + (r[design.factors[blk.group].codes] * blk.Z).sum(axis=1)
+    expected = stats.norm.logpdf(design.y, mu, v["sigma"]).sum()
+
+    obs = model.observed_RVs[0]
+    loglik = model.compile_fn(model.logp(vars=[obs]), inputs=model.value_vars, on_unused_input="ignore")
+    assert float(loglik(point)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_names_dims_and_coords_follow_the_design(london):
+    model = build_model(make_design("normexam ~ standLRT + sex + (standLRT | school)", london))
+    assert {v.name for v in model.free_RVs} == {"Intercept_c", "beta", "sd_school", "z_school", "L_school", "sigma"}
+    assert model.named_vars_to_dims["b"] == ("term",)
+    assert model.named_vars_to_dims["r_school"] == ("school", "school__effect")
+    assert model.coords["term"] == ("(Intercept)", "standLRT", "sexM")
+    assert model.coords["school"][:2] == ("1", "2") and len(model.coords["school"]) == 65
+    assert model.coords["school__effect"] == ("(Intercept)", "standLRT")
+
+
+def test_intercept_is_reported_on_the_data_scale(london):
+    """b[(Intercept)] = Intercept_c - mean(x) . beta: the centring is undone."""
+    design = make_design("normexam ~ standLRT + sex + (1 | school)", london)
+    model = build_model(design)
+    point = _random_point(model, seed=3)
+    v = _evaluate(model, point, ["b", "Intercept_c", "beta"])
+    means = design.X[:, 1:].mean(axis=0)
+    assert v["b"][0] == pytest.approx(v["Intercept_c"] - means @ v["beta"])
+    np.testing.assert_allclose(v["b"][1:], v["beta"])
+
+
+def test_mixed_prior_families_on_one_class_still_build(london):
+    design = make_design("normexam ~ standLRT + sex + (standLRT | school)", london)
+    model = build_model(design, {"b_sexM": "StudentT(3, 0, 1)", "sd_school__standLRT": "Exponential(10)"})
+    names = {v.name for v in model.free_RVs}
+    assert {"beta[0]", "beta[1]", "sd_school[0]", "sd_school[1]"} <= names
+    assert model.named_vars_to_dims["sd_school"] == ("school__effect",)
+
+
+def test_build_returns_an_unsampled_model_users_can_edit(london):
+    model = hb.build("normexam ~ standLRT + (1 | school)", london)
+    with model:  # e.g. add a derived quantity before sampling
+        import pymc as pm
+
+        pm.Deterministic("icc", model["sd_school"][0] ** 2 / (model["sd_school"][0] ** 2 + model["sigma"] ** 2))
+    assert "icc" in model.named_vars
+
+
+def test_unknown_family_is_refused_before_building(london):
+    with pytest.raises(ValueError, match="family 'poisson' is not supported"):
+        hb.fit("normexam ~ standLRT + (1 | school)", london, family="poisson")
+
+
+def test_auto_parameterization_centres_only_well_informed_one_term_blocks(london):
+    pen = hb.datasets.load("penicillin")
+    design = make_design("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+    # samples are measured on 24 plates each; plates' effects are small against the samples'
+    assert choose_parameterization(design) == {"plate": "noncentered", "sample": "centered"}
+    assert information_ratio(design, design.blocks[1]) > 1 > information_ratio(design, design.blocks[0])
+    rs = make_design("normexam ~ standLRT + (standLRT | school)", london)
+    assert choose_parameterization(rs) == {"school": "noncentered"}  # correlated: non-centred
+    assert choose_parameterization(design, {"sample": "noncentered"})["sample"] == "noncentered"
+    with pytest.raises(ValueError, match="unknown block"):
+        choose_parameterization(design, {"herd": "centered"})
+    with pytest.raises(ValueError, match="only its non-centred form"):
+        choose_parameterization(rs, "centered")
