@@ -76,9 +76,9 @@ def sample(
     if nuts_sampler == "nutpie":
         # nutpie's low-rank mass matrix adapts to the correlation of an intercept with a few
         # well-measured group effects (Penicillin: R-hat 1.02 -> 1.004, bulk ESS 115 -> 966)
-        options = dict(kwargs.pop("nuts_sampler_kwargs", None) or {})
-        options.setdefault("low_rank_modified_mass_matrix", True)
-        kwargs["nuts_sampler_kwargs"] = options
+        options = dict(kwargs.pop("nuts", None) or {})
+        options.setdefault("adaptation", "low_rank")
+        kwargs["nuts"] = options
     with model:
         return pm.sample(
             draws=draws,
