@@ -216,15 +216,10 @@ def _parse_bar(term: str, inner: str) -> list[RandomBlock]:
 
 def _expand_groups(rhs: str, term: str) -> list[str]:
     """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c`` (lme4's nesting); ``a:b`` stays one factor."""
-    nested = [p.strip() for p in rhs.split("/")]
-    for part in nested:
-        for name in part.split(":"):
-            if not _GROUP_NAME.match(name.strip()):
-                raise FormulaError(
-                    f"grouping factor {rhs!r} in {term!r} must be a column name, or columns "
-                    "joined by ':' (interaction) or '/' (nesting)"
-                )
-    groups = []
-    for k in range(1, len(nested) + 1):
-        groups.append(":".join(":".join(n.strip() for n in p.split(":")) for p in nested[:k]))
-    return groups
+    nested = [":".join(name.strip() for name in part.split(":")) for part in rhs.split("/")]
+    if not all(_GROUP_NAME.match(name) for part in nested for name in part.split(":")):
+        raise FormulaError(
+            f"grouping factor {rhs!r} in {term!r} must be a column name, or columns "
+            "joined by ':' (interaction) or '/' (nesting)"
+        )
+    return [":".join(nested[:k]) for k in range(1, len(nested) + 1)]
