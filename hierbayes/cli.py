@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hierbayes: error: {err}", file=sys.stderr)
         return 2
     print(summary)
-    print(f"\nTables written to {args.out}/")
+    print(f"\nTables written to {Path(args.out)}")
     return 0
 
 
