@@ -368,8 +368,11 @@ def _check_rank(X: np.ndarray, names: tuple[str, ...]) -> None:
         if scale[k] == 0:
             raise DataError(f"fixed-effect column {name!r} is all zeros (a level or combination with no rows?)")
     Xs = X / scale
-    for k in range(1, X.shape[1] + 1):
-        if np.linalg.matrix_rank(Xs[:, :k], tol=1e-8 * np.sqrt(X.shape[0])) < k:
+    tol = 1e-8 * np.sqrt(X.shape[0])
+    if np.linalg.matrix_rank(Xs, tol=tol) == X.shape[1]:
+        return
+    for k in range(2, X.shape[1] + 1):  # find the first column that adds no rank
+        if np.linalg.matrix_rank(Xs[:, :k], tol=tol) < k:
             raise DataError(
                 f"fixed-effect column {names[k - 1]!r} is a linear combination of "
                 f"{_list(names[: k - 1])}; drop one of them"
