@@ -98,6 +98,7 @@ def choose_parameterization(design: Design, parameterization: str | dict = "auto
     else:
         wanted = dict.fromkeys(names, parameterization)
     chosen = {}
+    residuals = None  # of the fixed part, computed once if any block needs them
     for block in design.blocks:
         how = wanted[block.name]
         if how not in PARAMETERIZATIONS:
@@ -105,21 +106,24 @@ def choose_parameterization(design: Design, parameterization: str | dict = "auto
         if how == "centered" and block.correlated:
             raise ValueError(f"block {block.name!r} is correlated; only its non-centred form is built")
         if how == "auto":
-            well_informed = block.size == 1 and information_ratio(design, block) > 1.0
+            well_informed = False
+            if block.size == 1:
+                if residuals is None:
+                    residuals = _fixed_residuals(design)
+                well_informed = information_ratio(design, block, residuals) > 1.0
             how = "centered" if well_informed else "noncentered"
         chosen[block.name] = how
     return chosen
 
 
-def information_ratio(design: Design, block) -> float:
+def information_ratio(design: Design, block, residuals: np.ndarray | None = None) -> float:
     """Median over groups of n_j tau^2 / sigma^2 for a one-term block, by moments.
 
     From least-squares residuals e of the fixed part: per group, the slope of e on z
     estimates b_j with variance tau^2 + sigma^2 / sum(z^2). sigma^2 is taken as the residual
     variance (an overestimate when other effects are present, which leans to non-centred).
     """
-    X, y = design.X, design.y
-    e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y - y.mean()
+    e = _fixed_residuals(design) if residuals is None else residuals
     sigma2 = float(e.var())
     if sigma2 <= 0:
         return 0.0
@@ -133,25 +137,31 @@ def information_ratio(design: Design, block) -> float:
     return float(np.median(szz[ok]) * tau2 / sigma2)
 
 
+def _fixed_residuals(design: Design) -> np.ndarray:
+    """y minus its least-squares fit on the fixed-effect columns."""
+    X, y = design.X, design.y
+    return y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y - y.mean()
+
+
 def _group_part(design: Design, block, priors: Priors, how: str):
     """Z_j b_j for every row, with b_j = diag(sd) L z_j (non-centred) or b_j ~ N(0, sd)."""
     effect = f"{block.name}__effect"
     sd = _variable(
         f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms], dims=effect
     )
-    codes = design.factors[block.group].codes
     if how == "centered":
         r = pm.Normal(f"r_{block.name}", 0.0, sd, dims=(block.group, effect))
-        return r[codes, 0] * block.Z[:, 0]
-    z = pm.Normal(f"z_{block.name}", 0.0, 1.0, dims=(block.group, effect))
-    if block.correlated:
-        eta = priors.get("cor", block.name).kwargs["eta"]
-        chol = pm.LKJCorr(f"L_{block.name}", n=block.size, eta=eta)
-        pm.Deterministic(f"cor_{block.name}", chol @ chol.T, dims=(effect, f"{effect}_bis"))
-        r = pt.dot(z, chol.T) * sd
     else:
-        r = z * sd
-    r = pm.Deterministic(f"r_{block.name}", r, dims=(block.group, effect))
+        z = pm.Normal(f"z_{block.name}", 0.0, 1.0, dims=(block.group, effect))
+        if block.correlated:
+            eta = priors.get("cor", block.name).kwargs["eta"]
+            chol = pm.LKJCorr(f"L_{block.name}", n=block.size, eta=eta)
+            pm.Deterministic(f"cor_{block.name}", chol @ chol.T, dims=(effect, f"{effect}_bis"))
+            r = pt.dot(z, chol.T) * sd
+        else:
+            r = z * sd
+        r = pm.Deterministic(f"r_{block.name}", r, dims=(block.group, effect))
+    codes = design.factors[block.group].codes
     if block.size == 1:
         return r[codes, 0] * block.Z[:, 0]
     return (r[codes] * block.Z).sum(axis=1)
