@@ -18,10 +18,12 @@ from . import datasets  # noqa: E402
 from .api import build, fit  # noqa: E402
 from .build import build_model  # noqa: E402
 from .design import DataError, Design, center, make_design  # noqa: E402
+from .frequentist import UnsupportedStructure, fit_mixedlm  # noqa: E402
 from .formula import FormulaError, ModelSpec, parse_formula  # noqa: E402
 from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
 from .results import FitResult  # noqa: E402
 from .sampling import Diagnostics, SamplingWarning, diagnose, sample  # noqa: E402
+from .variance import variance_reduction  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -29,5 +31,5 @@ __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
     "default_priors", "build_model", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
     "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
-    "SamplingWarning",
+    "SamplingWarning", "variance_reduction", "fit_mixedlm", "UnsupportedStructure",
 ]  # fmt: skip

@@ -19,7 +19,7 @@ from formulae.transforms import C
 
 from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula
 
-__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
+__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "NewData", "make_design", "center", "evaluate_new_data"]
 
 
 class DataError(ValueError):
@@ -88,6 +88,9 @@ class BlockDesign:
     terms: tuple[str, ...]
     Z: np.ndarray = field(repr=False)
     correlated: bool
+    # formulae's evaluated terms and the columns of them this block takes, for new data
+    matrix: object = field(default=None, repr=False, compare=False)
+    columns: tuple[int, ...] = field(default=(), repr=False)
 
     @property
     def size(self) -> int:
@@ -107,6 +110,9 @@ class Design:
     factors: dict[str, GroupingFactor] = field(repr=False)
     data: pd.DataFrame = field(repr=False)
     n_dropped: int = 0
+    # formulae's evaluated fixed terms and the level order of every categorical column used
+    fixed_matrix: object = field(default=None, repr=False, compare=False)
+    categories: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def n_obs(self) -> int:
@@ -141,28 +147,29 @@ def make_design(
     prepared = _prepare_categoricals(data, used, reference or {})
 
     y = _response(spec, prepared)
-    X, fixed_terms = _evaluate(f"{spec.response} ~ {spec.fixed}", prepared, f"fixed part {spec.fixed!r}")
+    X, fixed_terms, fixed_matrix = _evaluate(f"{spec.response} ~ {spec.fixed}", prepared, f"fixed part {spec.fixed!r}")
     _check_rank(X, fixed_terms)
 
     factors: dict[str, GroupingFactor] = {}
-    raw_blocks: list[tuple[str, tuple[str, ...], np.ndarray, bool]] = []
+    raw_blocks = []
     for block in spec.blocks:
         if block.group not in factors:
             factors[block.group] = _grouping_factor(block, data)
-        Z, terms = _evaluate(block.terms, prepared, f"random-effect term {block.source!r}")
+        Z, terms, matrix = _evaluate(block.terms, prepared, f"random-effect term {block.source!r}")
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {block.source!r} has no columns")
         if block.correlated:
-            raw_blocks.append((block.group, terms, Z, Z.shape[1] > 1))
+            raw_blocks.append((block.group, terms, Z, Z.shape[1] > 1, matrix, tuple(range(Z.shape[1]))))
         else:  # (x || g): one independent block per column, as lme4 splits it
-            raw_blocks.extend((block.group, (t,), Z[:, [k]], False) for k, t in enumerate(terms))
+            raw_blocks.extend((block.group, (t,), Z[:, [k]], False, matrix, (k,)) for k, t in enumerate(terms))
 
     blocks, seen = [], {}
-    for group, terms, Z, correlated in raw_blocks:
+    for group, terms, Z, correlated, matrix, columns in raw_blocks:
         k = seen.get(group, 0)
         seen[group] = k + 1
         name = group if k == 0 else f"{group}.{k}"
-        blocks.append(BlockDesign(name=name, group=group, terms=terms, Z=Z, correlated=correlated))
+        blocks.append(BlockDesign(name=name, group=group, terms=terms, Z=Z, correlated=correlated,
+                                  matrix=matrix, columns=columns))  # fmt: skip
 
     return Design(
         spec=spec,
@@ -174,6 +181,9 @@ def make_design(
         factors=factors,
         data=data,
         n_dropped=n_dropped,
+        fixed_matrix=fixed_matrix,
+        categories={c: list(prepared[c].cat.categories) for c in used
+                    if isinstance(prepared[c].dtype, pd.CategoricalDtype)},  # fmt: skip
     )
 
 
@@ -329,20 +339,21 @@ def _response(spec: ModelSpec, prepared: pd.DataFrame) -> np.ndarray:
     return y
 
 
-def _evaluate(formula: str, prepared: pd.DataFrame, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Evaluate the right-hand side of ``formula`` with formulae; lme4 column names."""
+def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
+    """Evaluate the right-hand side of ``formula`` with formulae: (matrix, lme4 column names,
+    formulae's evaluated terms, which evaluate new data the same way)."""
     try:
         dm = design_matrices(formula, prepared, na_action="pass", extra_namespace=R_NAMESPACE)
     except Exception as err:  # formulae raises many types; name the term for the user
         raise FormulaError(f"cannot evaluate the {where}: {err}") from err
     if dm.common is None:
-        return np.zeros((len(prepared), 0)), ()
+        return np.zeros((len(prepared), 0)), (), None
     frame = dm.common.as_dataframe()
     X = frame.to_numpy(dtype=float)
     if not np.all(np.isfinite(X)):
         bad = [c for c in frame.columns if not np.all(np.isfinite(frame[c]))]
         raise DataError(f"the {where} gives non-finite values (inf or nan) in {_list(bad)}")
-    return X, tuple(_lme4_name(c) for c in frame.columns)
+    return X, tuple(_lme4_name(c) for c in frame.columns), dm.common
 
 
 def _lme4_name(name: str) -> str:
@@ -407,3 +418,88 @@ def _list(items) -> str:
     items = [str(i) for i in items]
     shown = ", ".join(repr(i) for i in items[:12])
     return shown + (f" and {len(items) - 12} more" if len(items) > 12 else "")
+
+
+# --- new data (predictions) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewData:
+    """New rows evaluated like the fitted data: X, Z per block, and each row's group level."""
+
+    X: np.ndarray
+    Z: dict[str, np.ndarray]
+    levels: dict[str, np.ndarray]  # grouping factor -> level name of every row
+
+
+def evaluate_new_data(
+    design: Design, newdata: pd.DataFrame, factors: list[str] | None = None, fixed: bool = True
+) -> NewData:
+    """Evaluate the fixed part (unless ``fixed`` is false) and the blocks of ``factors``
+    (default all) on ``newdata``.
+
+    Transformations learnt on the fitted data (``scale(x)``, factor codings) are applied as
+    they were; a categorical value the model has not seen is an error naming the column.
+    Grouping factors may have new levels: their names are returned for the caller to handle.
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+    if len(newdata) == 0:
+        raise DataError("newdata has no rows")
+    spec = design.spec
+    factors = list(design.factors) if factors is None else factors
+    group_columns = {b.group: b.group_columns for b in spec.blocks}
+    wanted = [(f"the fixed part {spec.fixed!r}", _names_in(spec.fixed))] if fixed else []
+    for block in spec.blocks:
+        if block.group in factors:
+            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms) + list(block.group_columns)))
+    used: list[str] = []
+    for where, names in wanted:
+        for name in names:
+            if name not in newdata.columns:
+                raise DataError(f"newdata has no column {name!r}, which {where} needs")
+            if newdata[name].isna().any():
+                raise DataError(f"newdata column {name!r} has {int(newdata[name].isna().sum())} missing values")
+            if name not in used:
+                used.append(name)
+
+    prepared = newdata[used].copy()
+    for col in used:
+        if col in design.categories:
+            levels = design.categories[col]
+            values = prepared[col].astype(str)
+            unseen = sorted(set(values) - set(levels))
+            if unseen and not any(col in group_columns[f] for f in factors):
+                raise DataError(
+                    f"newdata column {col!r} has level(s) {_list(unseen)} that the fitted data did not "
+                    f"have (levels: {_list(levels)})"
+                )
+            if not unseen:
+                prepared[col] = pd.Categorical(values, categories=levels, ordered=True)
+        elif not pd.api.types.is_numeric_dtype(prepared[col]):
+            raise DataError(f"newdata column {col!r} must be numeric, as it was in the fitted data")
+
+    def evaluate(matrix, where):
+        if matrix is None:
+            return np.zeros((len(prepared), 0))
+        try:
+            return np.asarray(matrix.evaluate_new_data(prepared).design_matrix, dtype=float)
+        except Exception as err:
+            raise DataError(f"cannot evaluate the {where} on newdata: {err}") from err
+
+    X = evaluate(design.fixed_matrix, f"fixed part {spec.fixed!r}") if fixed else None
+    Z, evaluated = {}, {}
+    for block in design.blocks:
+        if block.group in factors:
+            key = id(block.matrix)
+            if key not in evaluated:
+                evaluated[key] = evaluate(block.matrix, f"group-level terms of {block.name!r}")
+            Z[block.name] = evaluated[key][:, list(block.columns)]
+    levels = {}
+    for factor in factors:
+        parts = [newdata[c].astype(str).to_numpy() for c in group_columns[factor]]
+        name = parts[0]
+        for part in parts[1:]:
+            name = np.char.add(np.char.add(name.astype(str), ":"), part.astype(str))
+        levels[factor] = np.asarray(name, dtype=object)
+    return NewData(X=X, Z=Z, levels=levels)

@@ -17,11 +17,10 @@ import xarray as xr
 from .design import Design
 from .priors import Priors
 from .sampling import Diagnostics
+from .summarize import SAMPLE_DIMS as _SAMPLE_DIMS
+from .summarize import stats as _stats
 
 __all__ = ["FitResult"]
-
-_SAMPLE_DIMS = ("chain", "draw")
-
 
 @dataclass(frozen=True)
 class FitResult:
@@ -123,6 +122,65 @@ class FitResult:
         rows.append(_row("Residual", "", "", sigma, (sigma**2).mean(), prob, interval))
         return pd.DataFrame(rows)
 
+    # --- what the fit says (variance.py, groups.py, predict.py, frequentist.py) -----------------
+
+    def variance_components(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi",
+                            draws: bool = False):  # fmt: skip
+        """Variance at each level (grouping factors, residual) and its proportion of the total.
+
+        Columns level, quantity (``variance`` or ``proportion``), mean, sd, lower, upper. With
+        random slopes the group-level variance depends on the covariates: pass ``at``
+        (``{"standLRT": 0}``), or it is averaged over the fitted rows and a warning says so.
+        """
+        from .variance import variance_components
+
+        return variance_components(self, at, prob, interval, draws)
+
+    def icc(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi", draws: bool = False):
+        """Intraclass correlations: per grouping factor, adjusted and conditional (``performance::icc``)."""
+        from .variance import icc
+
+        return icc(self, at, prob, interval, draws)
+
+    def r2(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi", draws: bool = False):
+        """Bayesian R² (Gelman et al. 2019; conditional, marginal) and Nakagawa's marginal/conditional R²."""
+        from .variance import r2
+
+        return r2(self, at, prob, interval, draws)
+
+    def shrinkage(self, group: str | None = None, term: str | None = None, prob: float = 0.95,
+                  interval: str = "hdi") -> pd.DataFrame:  # fmt: skip
+        """Per group: size, no-pooling, complete-pooling and partial-pooling (posterior) estimates."""
+        from .groups import shrinkage
+
+        return shrinkage(self, group, term, prob, interval)
+
+    def ranks(self, term: str = "(Intercept)", group: str | None = None, descending: bool = True,
+              prob: float = 0.95, draws: bool = False):  # fmt: skip
+        """Posterior distribution of each group's rank on ``term`` (median rank, interval, P(first))."""
+        from .groups import ranks
+
+        return ranks(self, term, group, descending, prob, draws)
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, kind: str = "mean",
+                prob: float = 0.95, interval: str = "hdi", draws: bool = False,
+                allow_new_levels: bool = True, random_seed: int | None = None):  # fmt: skip
+        """Predictions like lme4's ``predict``: ``re_form=None`` (all effects) or NA (population).
+
+        ``kind="pp"`` adds residual noise (posterior predictive). New levels of a grouping
+        factor get effects drawn from the population distribution. See ``hierbayes.predict``.
+        """
+        from .predict import predict
+
+        return predict(self, newdata, re_form, kind, prob, interval, draws, allow_new_levels, random_seed)
+
+    def compare_frequentist(self, method: str = "REML", reference=None, prob: float = 0.95,
+                            interval: str = "hdi") -> pd.DataFrame:  # fmt: skip
+        """The REML/ML fit (statsmodels MixedLM, or ``reference`` numbers) next to the posterior."""
+        from .frequentist import compare_frequentist
+
+        return compare_frequentist(self, method, reference, prob, interval)
+
     def prior_table(self) -> pd.DataFrame:
         """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""
         return self.priors.table()
@@ -187,29 +245,6 @@ class FitResult:
         if not self.design.factors:
             return "this model has no group-level effects"
         return f"no grouping factor {group!r}; the model has {', '.join(map(repr, self.design.factors))}"
-
-
-def _stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
-    """mean, sd, lower, upper over the draws, one row per remaining coordinate."""
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
-    if interval == "eti":
-        bounds = az.eti(da, prob=prob)
-    elif interval == "hdi":
-        bounds = az.hdi(da, prob=prob)
-    else:
-        raise ValueError(f"interval must be 'eti' (equal-tailed) or 'hdi', not {interval!r}")
-    stats = xr.Dataset(
-        {
-            "mean": da.mean(_SAMPLE_DIMS),
-            "sd": da.std(_SAMPLE_DIMS, ddof=1),
-            "lower": bounds.sel(ci_bound="lower", drop=True),
-            "upper": bounds.sel(ci_bound="upper", drop=True),
-        }
-    )
-    if not stats["mean"].dims:
-        return pd.DataFrame({k: [float(v)] for k, v in stats.items()})
-    return stats.to_dataframe()[["mean", "sd", "lower", "upper"]]
 
 
 def _diagnostics(idata, name: str) -> pd.DataFrame:

@@ -148,3 +148,20 @@ def test_center_gives_within_and_between_parts(london):
     assert "standLRT_groupc" not in london.columns  # the input is not modified
     with pytest.raises(DataError, match="unknown column 'pupil'"):
         hb.center(london, "standLRT", by="pupil")
+
+
+def test_new_data_is_evaluated_with_the_fitted_transformations():
+    from hierbayes.design import evaluate_new_data
+
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.5, 3.0, 5.0, 4.0], "x": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0],
+                         "sex": list("FMFMFM"), "g": list("aabbcc")})  # fmt: skip
+    design = hb.make_design("y ~ scale(x) + sex + (x | g)", data)
+    new = evaluate_new_data(design, pd.DataFrame({"x": [3.5], "sex": ["M"], "g": ["zz"]}))
+    x = data["x"]
+    np.testing.assert_allclose(new.X[0], [1.0, (3.5 - x.mean()) / x.std(ddof=1), 1.0])
+    np.testing.assert_allclose(new.Z["g"][0], [1.0, 3.5])
+    assert list(new.levels["g"]) == ["zz"]  # a new group level is passed on, not refused
+    with pytest.raises(hb.DataError, match=r"newdata column 'sex' has level\(s\) 'X'"):
+        evaluate_new_data(design, pd.DataFrame({"x": [3.5], "sex": ["X"], "g": ["a"]}))
+    with pytest.raises(hb.DataError, match="newdata column 'x' has 1 missing values"):
+        evaluate_new_data(design, pd.DataFrame({"x": [np.nan], "sex": ["F"], "g": ["a"]}))

@@ -16,36 +16,14 @@ import hierbayes as hb
 
 pytestmark = pytest.mark.sampling
 
-MODELS = {
-    "london_ri_ml": "london_exam",
-    "london_rs_ml": "london_exam",
-    "sleepstudy_rs_reml": "sleepstudy",
-    "sleepstudy_uncorr_reml": "sleepstudy",
-    "orthodont_reml": "orthodont",
-    "penicillin_crossed_reml": "penicillin",
-}
-
-
-# Orthodont's slope SD is weakly identified (4 visits a child): at the defaults the fit warns
-# (R-hat about 1.03) and advises a longer run; this is that run.
-SETTINGS = {"orthodont_reml": dict(tune=2000, draws=2000, target_accept=0.95)}
-
-
-@pytest.fixture(scope="session")
-def fits(lme4_reference):
-    """Fit lazily, once per model per session."""
-    cache = {}
-
-    def get(name):
-        ref = lme4_reference[name]
-        if name not in cache:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", hb.SamplingWarning)  # a bad fit fails loudly
-                cache[name] = hb.fit(ref["formula"], hb.datasets.load(MODELS[name]), random_seed=20261124,
-                                     progressbar=False, **SETTINGS.get(name, {}))  # fmt: skip
-        return cache[name], ref
-
-    return get
+MODELS = [
+    "london_ri_ml",
+    "london_rs_ml",
+    "sleepstudy_rs_reml",
+    "sleepstudy_uncorr_reml",
+    "orthodont_reml",
+    "penicillin_crossed_reml",
+]
 
 
 def _varcorr_rows(ref):

@@ -1,0 +1,115 @@
+"""Predictions from the posterior, as lme4's ``predict`` and brms's ``posterior_epred``/``predict``.
+
+``re_form`` chooses the group-level effects included: ``None`` (all, lme4's default),
+``NA`` (none: the population-level prediction X beta; ``np.nan``, ``pd.NA``, ``False``,
+``"NA"`` and ``"~0"`` all mean this), or a string of bar terms such as ``"(1 | school)"`` to
+include only those grouping factors. A level of a grouping factor that the fit has not seen
+gets, in every posterior draw, an effect drawn from the population distribution N(0, G)
+(brms's ``sample_new_levels="gaussian"``), so its prediction carries the between-group
+uncertainty. ``kind="mean"`` predicts the expected value; ``kind="pp"`` adds residual noise
+(posterior predictive draws of new observations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .design import NewData, evaluate_new_data
+from .formula import parse_formula
+from .summarize import SAMPLE_DIMS, as_draws, stats
+
+__all__ = ["predict"]
+
+KINDS = ("mean", "pp")
+
+
+def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="hdi", draws=False,
+            allow_new_levels=True, random_seed=None):  # fmt: skip
+    """Predictions per row of ``newdata`` (default: the fitted rows); see the module docstring.
+
+    Returns a DataFrame (mean, sd, lower, upper; ``newdata``'s index) or, with
+    ``draws=True``, a DataArray of draws with dims (chain, draw, obs).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'mean' (expected value) or 'pp' (posterior predictive), not {kind!r}")
+    design = fit.design
+    factors = _factors(design, re_form)
+    if newdata is None:
+        new = NewData(
+            X=design.X,
+            Z={b.name: b.Z for b in design.blocks if b.group in factors},
+            levels={f: np.asarray(design.factors[f].levels, dtype=object)[design.factors[f].codes] for f in factors},
+        )
+        index = design.data.index
+    else:
+        new = evaluate_new_data(design, newdata, factors)
+        index = newdata.index
+    rng = np.random.default_rng(random_seed)
+    post = fit.posterior
+    beta = post["b"].transpose(*SAMPLE_DIMS, "term").values
+    mu = np.einsum("cdk,nk->cdn", beta, new.X)
+    for factor in factors:
+        known = {lv: j for j, lv in enumerate(design.factors[factor].levels)}
+        codes = np.array([known.get(lv, -1) for lv in new.levels[factor]])
+        unseen = sorted(set(new.levels[factor][codes < 0]))
+        if unseen and not allow_new_levels:
+            raise ValueError(
+                f"newdata has level(s) {unseen[:10]} of grouping factor {factor!r} that the fit has not "
+                "seen; pass allow_new_levels=True to draw their effects from the population"
+            )
+        for block in design.blocks:
+            if block.group != factor:
+                continue
+            r = post[f"r_{block.name}"].transpose(*SAMPLE_DIMS, ...).values  # (c, d, J, q)
+            if unseen:
+                fresh = _population_draws(fit, block, len(unseen), rng)  # (c, d, U, q)
+                r = np.concatenate([r, fresh], axis=2)
+                extra = {lv: len(known) + u for u, lv in enumerate(unseen)}
+                block_codes = np.where(codes >= 0, codes, [extra.get(lv, -1) for lv in new.levels[factor]])
+            else:
+                block_codes = codes
+            mu = mu + np.einsum("cdnk,nk->cdn", r[:, :, block_codes, :], new.Z[block.name])
+    if kind == "pp":
+        sigma = post["sigma"].values
+        mu = mu + rng.standard_normal(mu.shape) * sigma[..., None]
+    da = as_draws(mu, post["sigma"], ("obs",), {"obs": np.asarray(index)})
+    if draws:
+        return da
+    table = stats(da, prob, interval)
+    table.index = index
+    return table
+
+
+def _factors(design, re_form) -> list[str]:
+    """The grouping factors whose effects ``re_form`` includes."""
+    if re_form is None:
+        return list(design.factors)
+    if re_form is False or re_form is pd.NA or (isinstance(re_form, float) and np.isnan(re_form)):
+        return []
+    if isinstance(re_form, str):
+        text = re_form.strip()
+        if text in ("NA", "~0", "~ 0", "0"):
+            return []
+        rhs = text.split("~", 1)[1] if "~" in text else text
+        spec = parse_formula(f"y ~ {rhs}")
+        groups = [b.group for b in spec.blocks]
+        unknown = [g for g in groups if g not in design.factors]
+        if unknown:
+            raise ValueError(
+                f"re_form names grouping factor(s) {unknown} that the model does not have; it has "
+                f"{list(design.factors)}"
+            )
+        return list(dict.fromkeys(groups))
+    raise TypeError(f"re_form must be None (all effects), NA (none) or a string of bar terms, not {re_form!r}")
+
+
+def _population_draws(fit, block, n_levels, rng) -> np.ndarray:
+    """Per posterior draw, ``n_levels`` new group effects from N(0, G): (chain, draw, n, q)."""
+    sd = fit.posterior[f"sd_{block.name}"].transpose(*SAMPLE_DIMS, ...).values  # (c, d, q)
+    z = rng.standard_normal((*sd.shape[:2], n_levels, block.size))
+    if block.correlated:
+        cor = fit.posterior[f"cor_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        chol = np.linalg.cholesky(cor + 1e-12 * np.eye(block.size))
+        z = np.einsum("cdkl,cdnl->cdnk", chol, z)
+    return z * sd[:, :, None, :]

@@ -1,0 +1,47 @@
+"""Posterior draws -> table rows: mean, sd and an interval, shared by every results table."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["SAMPLE_DIMS", "stats", "as_draws"]
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
+    """mean, sd, lower, upper over the draws, one row per remaining coordinate.
+
+    ``interval`` is ``"eti"`` (equal-tailed, as brms reports) or ``"hdi"`` (highest density).
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
+    if interval == "eti":
+        bounds = az.eti(da, prob=prob)
+    elif interval == "hdi":
+        bounds = az.hdi(da, prob=prob)
+    else:
+        raise ValueError(f"interval must be 'eti' (equal-tailed) or 'hdi', not {interval!r}")
+    table = xr.Dataset(
+        {
+            "mean": da.mean(SAMPLE_DIMS),
+            "sd": da.std(SAMPLE_DIMS, ddof=1),
+            "lower": bounds.sel(ci_bound="lower", drop=True),
+            "upper": bounds.sel(ci_bound="upper", drop=True),
+        }
+    )
+    if not table["mean"].dims:
+        return pd.DataFrame({k: [float(v)] for k, v in table.items()})
+    return table.to_dataframe()[["mean", "sd", "lower", "upper"]]
+
+
+def as_draws(values: np.ndarray, like: xr.DataArray, dims: tuple[str, ...] = (), coords=None) -> xr.DataArray:
+    """Wrap an array whose first axes are (chain, draw) as a DataArray with ``like``'s chains."""
+    return xr.DataArray(
+        values,
+        dims=(*SAMPLE_DIMS, *dims),
+        coords={"chain": like["chain"].values, "draw": like["draw"].values, **(coords or {})},
+    )

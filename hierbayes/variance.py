@@ -1,0 +1,244 @@
+"""Variance decomposition from the posterior: components, ICC, R², and change between models.
+
+Every quantity is computed draw by draw, so its table carries a full posterior (mean, sd,
+interval) and ``draws=True`` returns the draws themselves for plotting.
+
+Definitions (Gaussian models):
+
+- The variance a grouping factor contributes at covariate values z (a row of that factor's
+  Z) is z' G z, summed over the factor's blocks. With random slopes this depends on the
+  covariates; without ``at`` it is averaged over the fitted rows, mean_i z_i' G z_i
+  (Johnson 2014, as ``performance``/``insight`` compute it), and a warning says so.
+- ICC of a factor: its variance over (all group-level variance + sigma²). ``adjusted`` ICC:
+  all group-level variance over (group-level + sigma²); ``conditional`` ICC: group-level
+  variance over (fixed-effects variance + group-level + sigma²) (Nakagawa, Johnson &
+  Schielzeth 2017; ``performance::icc``).
+- Nakagawa R²: marginal = var(X beta) / total; conditional = (var(X beta) + group-level) /
+  total, with total = var(X beta) + group-level + sigma².
+- Bayesian R² (Gelman, Goodrich, Gabry & Vehtari 2019): var(mu) / (var(mu) + sigma²) per
+  draw, with mu the fitted values over the rows: X beta + Z b (conditional) or X beta
+  (marginal); sigma² is the model's residual variance.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .summarize import SAMPLE_DIMS, as_draws, stats
+
+__all__ = ["block_covariance", "factor_variances", "variance_components", "icc", "r2", "variance_reduction"]
+
+
+def block_covariance(fit, block) -> np.ndarray:
+    """Draws of the block's covariance matrix G, shape (chain, draw, q, q)."""
+    sd = fit.posterior[f"sd_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+    if block.correlated:
+        cor = fit.posterior[f"cor_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        return sd[..., :, None] * cor * sd[..., None, :]
+    return sd[..., :, None] ** 2 * np.eye(block.size)
+
+
+def factor_variances(fit, at: dict | None = None) -> dict[str, np.ndarray]:
+    """Draws (chain, draw) of each grouping factor's variance, at ``at`` or averaged over rows."""
+    design = fit.design
+    if at is not None and not isinstance(at, dict):
+        raise TypeError(f"at must be a dict of covariate values such as {{'x': 0}}, not {type(at).__name__}")
+    moments = _second_moments(fit, at)
+    out = {factor: 0.0 for factor in design.factors}
+    for block in design.blocks:
+        G = block_covariance(fit, block)
+        out[block.group] = out[block.group] + np.einsum("cdkl,kl->cd", G, moments[block.name])
+    return out
+
+
+def _second_moments(fit, at):
+    """Per block: mean of z z' over the fitted rows, or z z' at the covariate values ``at``."""
+    design = fit.design
+    varying = {b.name: b for b in design.blocks if np.ptp(b.Z, axis=0).max() > 0}
+    if at is None:
+        if varying:
+            names = sorted({t for b in varying.values() for t in b.terms if t != "(Intercept)"})
+            warnings.warn(
+                f"the group-level variance depends on {', '.join(names)} (random slopes in "
+                f"{', '.join(sorted(varying))}); it is averaged over the fitted rows (Johnson 2014). "
+                f"Pass at={{...}} to evaluate it at chosen values, e.g. at={{{names[0]!r}: 0}}",
+                UserWarning,
+                stacklevel=5,  # the user's call of fit.icc() / fit.r2() / ...
+            )
+        return {b.name: b.Z.T @ b.Z / design.n_obs for b in design.blocks}
+    from .design import _names_in, evaluate_new_data
+
+    used = sorted({name for b in design.spec.blocks for name in _names_in(b.terms)})
+    unknown = sorted(set(at) - set(used))
+    if unknown:
+        raise ValueError(f"at= names {unknown}, which no group-level term uses; they use {used or 'no columns'}")
+    missing = sorted(set(used) - set(at))
+    if missing:
+        raise ValueError(f"at= needs a value for {missing}: the group-level variance depends on them")
+    frame = pd.DataFrame({k: [v] for k, v in at.items()})
+    for b in design.spec.blocks:  # grouping columns are not used for z; any level will do
+        for col in b.group_columns:
+            if col not in frame:
+                frame[col] = [str(design.data[col].iloc[0])]
+    new = evaluate_new_data(design, frame, fixed=False)
+    return {b.name: np.outer(new.Z[b.name][0], new.Z[b.name][0]) for b in design.blocks}
+
+
+def fixed_variance(fit) -> np.ndarray:
+    """Draws of var(X beta) over the fitted rows (the variance the fixed effects explain)."""
+    X = fit.design.X
+    if X.shape[1] == 0:
+        return np.zeros(fit.posterior["sigma"].shape)
+    cov = np.atleast_2d(np.cov(X, rowvar=False))
+    beta = fit.posterior["b"].transpose(*SAMPLE_DIMS, "term").values
+    return np.einsum("cdk,kl,cdl->cd", beta, cov, beta)
+
+
+def variance_components(fit, at=None, prob=0.95, interval="hdi", draws=False):
+    """Variance at each level (every grouping factor, the residual) and its share of the total."""
+    _need_groups(fit, "variance_components")
+    parts = factor_variances(fit, at)
+    sigma = fit.posterior["sigma"]
+    parts["Residual"] = sigma.values**2
+    total = sum(parts.values())
+    levels = list(parts)
+    values = np.stack([np.stack([parts[k], parts[k] / total], axis=-1) for k in levels], axis=-2)
+    da = as_draws(values, sigma, ("level", "quantity"), {"level": levels, "quantity": ["variance", "proportion"]})
+    if draws:
+        return da
+    table = stats(da.transpose(*SAMPLE_DIMS, "quantity", "level"), prob, interval).reset_index()
+    return table[["level", "quantity", "mean", "sd", "lower", "upper"]]
+
+
+def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
+    """Intraclass correlations: one per grouping factor, then the adjusted and conditional ICC."""
+    _need_groups(fit, "icc")
+    parts = factor_variances(fit, at)
+    sigma = fit.posterior["sigma"]
+    random = sum(parts.values())
+    residual = sigma.values**2
+    names = list(parts) + ["adjusted", "conditional"]
+    values = [parts[f] / (random + residual) for f in parts]
+    values.append(random / (random + residual))
+    values.append(random / (fixed_variance(fit) + random + residual))
+    da = as_draws(np.stack(values, axis=-1), sigma, ("icc",), {"icc": names})
+    if draws:
+        return da
+    table = stats(da, prob, interval).reset_index()
+    table.insert(1, "definition", [f"{f} variance / (group-level + residual)" for f in parts]
+                 + ["group-level / (group-level + residual)",
+                    "group-level / (fixed + group-level + residual)"])  # fmt: skip
+    return table
+
+
+def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
+    """Bayesian R² (conditional and marginal) and Nakagawa's marginal and conditional R²."""
+    sigma = fit.posterior["sigma"]
+    residual = sigma.values**2
+    fitted_cond, fitted_marg = _fitted_variances(fit)
+    fixed = fixed_variance(fit)
+    random = sum(factor_variances(fit, at).values()) if fit.design.blocks else 0.0
+    total = fixed + random + residual
+    values = {
+        "bayes_conditional": fitted_cond / (fitted_cond + residual),
+        "bayes_marginal": fitted_marg / (fitted_marg + residual),
+        "nakagawa_marginal": fixed / total,
+        "nakagawa_conditional": (fixed + random) / total,
+    }
+    da = as_draws(np.stack(list(values.values()), axis=-1), sigma, ("r2",), {"r2": list(values)})
+    if draws:
+        return da
+    table = stats(da, prob, interval).reset_index()
+    table.insert(1, "definition", [
+        "var(X beta + Z b) / (var(X beta + Z b) + sigma^2), Gelman et al. 2019",
+        "var(X beta) / (var(X beta) + sigma^2), Gelman et al. 2019",
+        "var(X beta) / (var(X beta) + group-level + sigma^2), Nakagawa & Schielzeth",
+        "(var(X beta) + group-level) / (var(X beta) + group-level + sigma^2)",
+    ])  # fmt: skip
+    return table
+
+
+def _fitted_variances(fit, chunk: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the variance over rows of X beta + Z b and of X beta (in chunks of draws)."""
+    design = fit.design
+    post = fit.posterior
+    beta = post["b"].transpose(*SAMPLE_DIMS, "term").values
+    shape = beta.shape[:2]
+    beta = beta.reshape(-1, beta.shape[-1])
+    effects = []
+    for block in design.blocks:
+        r = post[f"r_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        effects.append((r.reshape(-1, *r.shape[2:]), design.factors[block.group].codes, block.Z))
+    cond = np.empty(len(beta))
+    marg = np.empty(len(beta))
+    for start in range(0, len(beta), chunk):
+        sl = slice(start, start + chunk)
+        mu = beta[sl] @ design.X.T
+        marg[sl] = mu.var(axis=1, ddof=1)
+        for r, codes, Z in effects:
+            mu = mu + np.einsum("snk,nk->sn", r[sl][:, codes, :], Z)
+        cond[sl] = mu.var(axis=1, ddof=1)
+    return cond.reshape(shape), marg.reshape(shape)
+
+
+def variance_reduction(small, large, prob=0.95, interval="hdi", draws=False):
+    """Proportional reduction of each variance component from ``small`` to ``large``.
+
+    For every variance in both fits (matched by block and term, and the residual), the
+    posterior means of the variance in each model, ``reduction`` = 1 - mean(large) /
+    mean(small) (the classical "variance explained" by the added predictors), and the
+    posterior of 1 - var_large / var_small with the two fits' independent draws paired.
+    Both fits must use the same rows of the same data. A random intercept's variance in a
+    model with random slopes depends on where the covariates are zero; compare like with like.
+    """
+    for name, f in (("small", small), ("large", large)):
+        if not hasattr(f, "design") or not hasattr(f, "posterior"):
+            raise TypeError(f"{name} must be a fit from hb.fit, not {type(f).__name__}")
+    if small.design.n_obs != large.design.n_obs or not np.array_equal(small.design.y, large.design.y):
+        raise ValueError(
+            f"the two fits use different data ({small.design.n_obs} and {large.design.n_obs} rows, or a "
+            "different response): variance reduction compares models of the same rows"
+        )
+    a, b = _variances(small), _variances(large)
+    n = min(next(iter(a.values())).size, next(iter(b.values())).size)
+    rows, kept = [], []
+    for key in list(a) + [k for k in b if k not in a]:
+        grp, var1 = key
+        row = {"grp": grp, "var1": var1}
+        if key in a and key in b:
+            va, vb = a[key].reshape(-1)[:n], b[key].reshape(-1)[:n]
+            row |= {"var_small": va.mean(), "var_large": vb.mean(), "reduction": 1 - vb.mean() / va.mean()}
+            kept.append((key, 1 - vb / va))
+        else:
+            row |= {"var_small": a[key].mean() if key in a else np.nan,
+                    "var_large": b[key].mean() if key in b else np.nan, "reduction": np.nan}  # fmt: skip
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    names = [f"{g}:{v}" if v else g for (g, v), _ in kept]
+    da = xr.DataArray(np.stack([d for _, d in kept], axis=-1)[None], dims=(*SAMPLE_DIMS, "component"),
+                      coords={"component": names})  # fmt: skip
+    if draws:
+        return da
+    post = stats(da, prob, interval).rename(columns=lambda c: f"reduction_{c}")
+    post.index = pd.MultiIndex.from_tuples([k for k, _ in kept], names=["grp", "var1"])
+    return table.join(post, on=["grp", "var1"])
+
+
+def _variances(fit) -> dict[tuple[str, str], np.ndarray]:
+    """Variance draws of every group-level term (by block and term) and of the residual."""
+    out = {}
+    for block in fit.design.blocks:
+        sd = fit.posterior[f"sd_{block.name}"]
+        for term in block.terms:
+            out[(block.name, term)] = sd.sel({f"{block.name}__effect": term}).values ** 2
+    out[("Residual", "")] = fit.posterior["sigma"].values ** 2
+    return out
+
+
+def _need_groups(fit, what):
+    if not fit.design.blocks:
+        raise ValueError(f"{what}() needs group-level effects; this model has none (use r2() for R²)")
