@@ -1,8 +1,10 @@
 """``hierbayes fit CONFIG.yaml --out DIR``: fit the configured model and write its tables.
 
 The YAML file holds ``formula``, ``data`` (a shipped data set's name or a CSV path, relative
-to the YAML file), and optionally ``reference``, ``priors`` and ``sampling`` (the keyword
-arguments of ``hb.fit``: draws, tune, chains, random_seed, sampler, target_accept).
+to the YAML file), and optionally ``reference``, ``priors``, ``sampling`` (the keyword
+arguments of ``hb.fit``: draws, tune, chains, random_seed, sampler, target_accept), ``at``
+(covariate values for the ICC and variance components of random-slope models) and
+``frequentist`` (``REML``, ``ML`` or ``none``: the side-by-side fit, default REML).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import yaml
 
 from . import datasets
 from .api import fit
+from .frequentist import UnsupportedStructure
 
 _SAMPLING_KEYS = {"draws", "tune", "chains", "random_seed", "sampler", "target_accept", "progressbar"}
-_TOP_KEYS = {"formula", "data", "reference", "priors", "sampling", "family", "name", "description"}
+_TOP_KEYS = {"formula", "data", "reference", "priors", "sampling", "family", "name", "description", "at",
+             "frequentist"}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -40,6 +44,10 @@ def load_config(path: str | Path) -> dict:
     for key in ("formula", "data"):
         if key not in config:
             raise ConfigError(f"{path}: the configuration needs '{key}'")
+    if str(config.get("frequentist", "REML")).upper() not in ("REML", "ML", "NONE"):
+        raise ConfigError(f"{path}: frequentist must be REML, ML or none, not {config['frequentist']!r}")
+    if config.get("at") is not None and not isinstance(config["at"], dict):
+        raise ConfigError(f"{path}: at must map covariates to values, e.g. at: {{standLRT: 0}}")
     sampling = config.get("sampling") or {}
     unknown = set(sampling) - _SAMPLING_KEYS
     if unknown:
@@ -59,7 +67,12 @@ def load_config(path: str | Path) -> dict:
 
 
 def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = None):
-    """Fit the model of ``config_path`` and write summary.txt and CSV tables into ``out``."""
+    """Fit the model of ``config_path`` and write summary.txt and CSV tables into ``out``.
+
+    Tables: fixef, varcorr, priors; with group-level effects also ranef, coef,
+    variance_components, icc, shrinkage (one grouping factor) and the frequentist side by side;
+    r2 always. Returns the fit and the text printed.
+    """
     config = load_config(config_path)
     sampling = {**config["sampling"], **(overrides or {})}
     result = fit(
@@ -73,13 +86,24 @@ def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = N
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = result.summary()
-    (out / "summary.txt").write_text(summary + "\n")
     result.fixef().to_csv(out / "fixef.csv")
     result.varcorr().to_csv(out / "varcorr.csv", index=False)
     result.prior_table().to_csv(out / "priors.csv", index=False)
+    result.r2(at=config.get("at")).to_csv(out / "r2.csv", index=False)
     if result.design.blocks:
         result.ranef().to_csv(out / "ranef.csv", index=False)
         result.coef().to_csv(out / "coef.csv", index=False)
+        result.variance_components(at=config.get("at")).to_csv(out / "variance_components.csv", index=False)
+        result.icc(at=config.get("at")).to_csv(out / "icc.csv", index=False)
+        if len(result.design.factors) == 1:
+            result.shrinkage().to_csv(out / "shrinkage.csv", index=False)
+        method = str(config.get("frequentist", "REML")).upper()
+        if method != "NONE":
+            try:
+                result.compare_frequentist(method).to_csv(out / "frequentist.csv", index=False)
+            except UnsupportedStructure as err:
+                summary += f"\n\nFrequentist side by side not written: {err}"
+    (out / "summary.txt").write_text(summary + "\n")
     d = result.diagnostics
     (out / "diagnostics.json").write_text(json.dumps({
         "sampler": result.sampler, "divergences": d.divergences, "max_rhat": d.max_rhat,

@@ -27,8 +27,11 @@ def test_fit_writes_summary_and_tables(tmp_path, capsys):
         assert main(["fit", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Formula: score ~ hours + (1 | klass)" in printed and "Fixed effects:" in printed
-    for name in ["summary.txt", "fixef.csv", "varcorr.csv", "ranef.csv", "coef.csv", "priors.csv", "diagnostics.json"]:
+    for name in ["summary.txt", "fixef.csv", "varcorr.csv", "ranef.csv", "coef.csv", "priors.csv", "diagnostics.json",
+                 "r2.csv", "icc.csv", "variance_components.csv", "shrinkage.csv", "frequentist.csv"]:  # fmt: skip
         assert (out / name).is_file(), name
+    assert list(pd.read_csv(out / "icc.csv")["icc"]) == ["klass", "adjusted", "conditional"]
+    assert pd.read_csv(out / "frequentist.csv")["source"].iloc[0] == "statsmodels MixedLM (REML)"
     fixef = pd.read_csv(out / "fixef.csv", index_col=0)
     assert list(fixef.index) == ["(Intercept)", "hours"]
     assert set(pd.read_csv(out / "ranef.csv")["level"]) == set("abcdef")
@@ -47,6 +50,8 @@ def test_shipped_data_set_by_name(tmp_path):
         ("formula: y ~ x\ndata: nowhere.csv\n", "neither a shipped data set"),
         ("formula: y ~ x\ndata: london_exam\nsamplng: {}\n", "unknown key"),
         ("formula: y ~ x\ndata: london_exam\nsampling: {draw: 10}\n", "unknown sampling key"),
+        ("formula: y ~ x\ndata: london_exam\nfrequentist: OLS\n", "frequentist must be REML, ML or none"),
+        ("formula: y ~ x\ndata: london_exam\nat: 0\n", "at must map covariates to values"),
     ],
 )
 def test_bad_configs_are_named(tmp_path, text, message):
