@@ -20,6 +20,10 @@ from .build import build_model  # noqa: E402
 from .design import DataError, Design, center, make_design  # noqa: E402
 from .frequentist import UnsupportedStructure, fit_mixedlm  # noqa: E402
 from .formula import FormulaError, ModelSpec, parse_formula  # noqa: E402
+from .plots import (  # noqa: E402
+    plot_caterpillar, plot_fitted, plot_forest, plot_ppc, plot_rank, plot_ranks, plot_shrinkage, plot_trace,
+    plot_variance,
+)  # fmt: skip
 from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
 from .results import FitResult  # noqa: E402
 from .sampling import Diagnostics, SamplingWarning, diagnose, sample  # noqa: E402
@@ -31,5 +35,7 @@ __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
     "default_priors", "build_model", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
     "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
-    "SamplingWarning", "variance_reduction", "fit_mixedlm", "UnsupportedStructure",
+    "SamplingWarning", "variance_reduction", "fit_mixedlm", "UnsupportedStructure", "plot_forest",
+    "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc", "plot_trace", "plot_rank",
+    "plot_ranks",
 ]  # fmt: skip

@@ -10,7 +10,6 @@ arguments of ``hb.fit``: draws, tune, chains, random_seed, sampler, target_accep
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import yaml
 
 from . import datasets
 from .api import fit
-from .frequentist import UnsupportedStructure
 
 _SAMPLING_KEYS = {"draws", "tune", "chains", "random_seed", "sampler", "target_accept", "progressbar"}
 _TOP_KEYS = {"formula", "data", "reference", "priors", "sampling", "family", "name", "description", "at",
@@ -67,12 +65,9 @@ def load_config(path: str | Path) -> dict:
 
 
 def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = None):
-    """Fit the model of ``config_path`` and write summary.txt and CSV tables into ``out``.
-
-    Tables: fixef, varcorr, priors; with group-level effects also ranef, coef,
-    variance_components, icc, shrinkage (one grouping factor) and the frequentist side by side;
-    r2 always. Returns the fit and the text printed.
-    """
+    """Fit the model of ``config_path`` and write its report into ``out`` (``fit.report``):
+    index.html, report.md, summary.txt, diagnostics.json, CSV tables and figures.
+    Returns the fit and its summary."""
     config = load_config(config_path)
     sampling = {**config["sampling"], **(overrides or {})}
     result = fit(
@@ -83,32 +78,9 @@ def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = N
         reference=config.get("reference"),
         **sampling,
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    method = str(config.get("frequentist", "REML")).upper()
+    result.report(out, at=config.get("at"), frequentist=None if method == "NONE" else method)
     summary = result.summary()
-    result.fixef().to_csv(out / "fixef.csv")
-    result.varcorr().to_csv(out / "varcorr.csv", index=False)
-    result.prior_table().to_csv(out / "priors.csv", index=False)
-    result.r2(at=config.get("at")).to_csv(out / "r2.csv", index=False)
-    if result.design.blocks:
-        result.ranef().to_csv(out / "ranef.csv", index=False)
-        result.coef().to_csv(out / "coef.csv", index=False)
-        result.variance_components(at=config.get("at")).to_csv(out / "variance_components.csv", index=False)
-        result.icc(at=config.get("at")).to_csv(out / "icc.csv", index=False)
-        if len(result.design.factors) == 1:
-            result.shrinkage().to_csv(out / "shrinkage.csv", index=False)
-        method = str(config.get("frequentist", "REML")).upper()
-        if method != "NONE":
-            try:
-                result.compare_frequentist(method).to_csv(out / "frequentist.csv", index=False)
-            except UnsupportedStructure as err:
-                summary += f"\n\nFrequentist side by side not written: {err}"
-    (out / "summary.txt").write_text(summary + "\n")
-    d = result.diagnostics
-    (out / "diagnostics.json").write_text(json.dumps({
-        "sampler": result.sampler, "divergences": d.divergences, "max_rhat": d.max_rhat,
-        "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail, "warnings": list(d.messages),
-    }, indent=2) + "\n")  # fmt: skip
     return result, summary
 
 
@@ -130,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hierbayes: error: {err}", file=sys.stderr)
         return 2
     print(summary)
-    print(f"\nTables written to {Path(args.out)}")
+    print(f"\nReport written to {Path(args.out) / 'index.html'} (tables as CSV, figures in figures/)")
     return 0
 
 

@@ -41,6 +41,14 @@ class FitResult:
     def posterior(self) -> xr.Dataset:
         return self.idata.posterior.dataset
 
+    @property
+    def plot(self):
+        """Figures: ``fit.plot.forest()``, ``.variance()``, ``.caterpillar()``, ``.shrinkage()``,
+        ``.fitted(x)``, ``.ppc()``, ``.trace()``, ``.rank()``, ``.ranks()`` (see ``hierbayes.plots``)."""
+        from .plots import PlotAccessor
+
+        return PlotAccessor(self)
+
     # --- tables -----------------------------------------------------------------------------
 
     def fixef(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
@@ -180,6 +188,16 @@ class FitResult:
         from .frequentist import compare_frequentist
 
         return compare_frequentist(self, method, reference, prob, interval)
+
+    def report(self, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True):
+        """Write index.html (self-contained), report.md, CSV tables and figures into ``out``.
+
+        ``at``: covariate values for the ICC of random-slope models; ``frequentist``: REML, ML
+        or None for the side-by-side fit. Returns the path of index.html.
+        """
+        from .report import write_report
+
+        return write_report(self, out, at=at, frequentist=frequentist, figures=figures)
 
     def prior_table(self) -> pd.DataFrame:
         """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""

@@ -28,7 +28,8 @@ def test_fit_writes_summary_and_tables(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Formula: score ~ hours + (1 | klass)" in printed and "Fixed effects:" in printed
     for name in ["summary.txt", "fixef.csv", "varcorr.csv", "ranef.csv", "coef.csv", "priors.csv", "diagnostics.json",
-                 "r2.csv", "icc.csv", "variance_components.csv", "shrinkage.csv", "frequentist.csv"]:  # fmt: skip
+                 "r2.csv", "icc.csv", "variance_components.csv", "shrinkage_klass.csv", "ranks_klass.csv",
+                 "frequentist.csv", "index.html", "report.md", "figures/forest.png"]:  # fmt: skip
         assert (out / name).is_file(), name
     assert list(pd.read_csv(out / "icc.csv")["icc"]) == ["klass", "adjusted", "conditional"]
     assert pd.read_csv(out / "frequentist.csv")["source"].iloc[0] == "statsmodels MixedLM (REML)"

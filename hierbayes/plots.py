@@ -1,0 +1,394 @@
+"""Figures of a fit, on ArviZ 1.x (arviz-plots, matplotlib backend) and matplotlib.
+
+Every function takes a fit and returns a ``matplotlib.figure.Figure``: a notebook shows it, a
+script saves it (``fig.savefig("forest.png")``). ``fit.plot.<name>(...)`` calls the same
+functions. Distributions, forest, trace, rank and posterior predictive plots are drawn by
+arviz-plots; the multilevel figures it has no plot for (caterpillar, shrinkage, fitted lines,
+rank uncertainty) are drawn here in the same style.
+"""
+
+from __future__ import annotations
+
+import arviz_plots as azp
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .summarize import SAMPLE_DIMS
+
+__all__ = [
+    "plot_forest", "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc",
+    "plot_trace", "plot_rank", "plot_ranks", "PlotAccessor",
+]  # fmt: skip
+
+POINT = "#1f4e79"  # posterior
+OTHER = "#c0504d"  # no pooling / frequentist
+GREY = "#9a9a9a"
+STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+         "font.size": 10, "figure.dpi": 100}  # fmt: skip
+
+
+def _figure(pc, taller: float = 1.0) -> plt.Figure:
+    fig = pc.viz["figure"].item()
+    if taller != 1.0:
+        fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() * taller)
+    return fig
+
+
+def parameters(fit) -> xr.Dataset:
+    """The parameters users read, one variable each: b, sd_<block>, cor_<block> (one coordinate
+    per pair of terms, ``t1:t2``), sigma. Correlation matrices' diagonals are dropped."""
+    post = fit.posterior
+    out = {"b": post["b"]}
+    for block in fit.design.blocks:
+        out[f"sd_{block.name}"] = post[f"sd_{block.name}"]
+        if block.correlated:
+            effect = f"{block.name}__effect"
+            cor = post[f"cor_{block.name}"]
+            pairs = [(a, b) for i, a in enumerate(block.terms) for b in block.terms[i + 1 :]]
+            values = np.stack([cor.sel({effect: a, f"{effect}_bis": b}).values for a, b in pairs], axis=-1)
+            out[f"cor_{block.name}"] = xr.DataArray(
+                values, dims=(*SAMPLE_DIMS, f"{block.name}__pair"),
+                coords={f"{block.name}__pair": [f"{a}:{b}" for a, b in pairs]},
+            )  # fmt: skip
+    out["sigma"] = post["sigma"]
+    return xr.Dataset(out, coords={"chain": post["chain"], "draw": post["draw"]})
+
+
+def _tree(**groups) -> xr.DataTree:
+    return xr.DataTree.from_dict({name: ds for name, ds in groups.items()})
+
+
+# --- arviz-plots ------------------------------------------------------------------------------
+
+
+def plot_forest(fit, terms=None, frequentist=None, prob: float = 0.95) -> plt.Figure:
+    """Fixed effects with posterior intervals (thick: 50%, thin: ``prob``).
+
+    ``terms`` defaults to every term but the intercept (whose scale would squash the others)
+    when there are others. ``frequentist`` ("REML", "ML", or a ``compare_frequentist`` table)
+    overlays the frequentist estimates and 95% CIs in red.
+    """
+    all_terms = list(fit.design.fixed_terms)
+    if terms is None:
+        terms = [t for t in all_terms if t != "(Intercept)"] or all_terms
+    unknown = [t for t in terms if t not in all_terms]
+    if unknown:
+        raise ValueError(f"no fixed effect {unknown[0]!r}; the model has {all_terms}")
+    with plt.rc_context(STYLE):
+        pc = azp.plot_forest(fit.idata, var_names=["b"], coords={"term": list(terms)}, combined=True,
+                             ci_probs=(0.5, prob), backend="matplotlib")  # fmt: skip
+        fig = _figure(pc, taller=1.2)
+        ax = pc.viz["plot"].sel(column="forest").item()
+        ax.set_xlabel("fixed effect (posterior mean and intervals)")
+        if frequentist is not None:
+            table = fit.compare_frequentist(frequentist) if isinstance(frequentist, str) else frequentist
+            points = pc.viz["point_estimate"]["b"]
+            for term in terms:
+                row = table[(table.kind == "fixed") & (table.var1 == term)]
+                if row.empty:
+                    continue
+                y = points.sel(term=term).item().get_offsets()[0][1]
+                r = row.iloc[0]
+                ax.errorbar([r["freq_estimate"]], [y - 0.15], xerr=[[r["freq_estimate"] - r["freq_lower"]],
+                            [r["freq_upper"] - r["freq_estimate"]]], fmt="s", color=OTHER, ms=4,
+                            label=r["source"])  # fmt: skip
+            handles, labels = ax.get_legend_handles_labels()
+            if handles:
+                ax.legend(handles[:1], labels[:1], loc="best", fontsize=8)
+    return fig
+
+
+def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed: int | None = 0) -> plt.Figure:
+    """Posterior densities of every SD, correlation and the residual SD, and the ICC of each
+    grouping factor; ``prior=True`` overlays each parameter's prior (the ICC is left out then)."""
+    params = parameters(fit).drop_vars("b")
+    with plt.rc_context(STYLE):
+        if prior:
+            import pymc as pm
+
+            names = [f"sd_{b.name}" for b in fit.design.blocks] + ["sigma"]
+            names += [f"cor_{b.name}" for b in fit.design.blocks if b.correlated]
+            with fit.model:
+                draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
+            prior_ds = _prior_parameters(fit, draws.prior.dataset)
+            pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib")
+        else:
+            if fit.design.blocks:
+                icc = fit.icc(at=at, draws=True)
+                factors = list(fit.design.factors)
+                params["ICC"] = icc.sel(icc=factors).rename(icc="factor")
+            pc = azp.plot_dist(_tree(posterior=params), backend="matplotlib")
+    return _figure(pc, taller=1.4)
+
+
+def _prior_parameters(fit, prior: xr.Dataset) -> xr.Dataset:
+    out = {}
+    for block in fit.design.blocks:
+        out[f"sd_{block.name}"] = prior[f"sd_{block.name}"]
+        if block.correlated:
+            effect = f"{block.name}__effect"
+            cor = prior[f"cor_{block.name}"]
+            pairs = [(a, b) for i, a in enumerate(block.terms) for b in block.terms[i + 1 :]]
+            values = np.stack([cor.sel({effect: a, f"{effect}_bis": b}).values for a, b in pairs], axis=-1)
+            out[f"cor_{block.name}"] = xr.DataArray(values, dims=(*SAMPLE_DIMS, f"{block.name}__pair"),
+                                                    coords={f"{block.name}__pair": [f"{a}:{b}" for a, b in pairs]})  # fmt: skip
+    out["sigma"] = prior["sigma"]
+    return xr.Dataset(out)
+
+
+def plot_trace(fit, var_names=None) -> plt.Figure:
+    """Trace and density per chain of the parameters users read (for diagnosing the sampler)."""
+    params = parameters(fit)
+    with plt.rc_context(STYLE):
+        pc = azp.plot_trace_dist(_tree(posterior=params), var_names=var_names, backend="matplotlib")
+    return _figure(pc)
+
+
+def plot_rank(fit, var_names=None) -> plt.Figure:
+    """Rank plots per chain (uniform when the chains agree)."""
+    params = parameters(fit)
+    with plt.rc_context(STYLE):
+        pc = azp.plot_rank(_tree(posterior=params), var_names=var_names, backend="matplotlib")
+    return _figure(pc)
+
+
+def plot_ppc(fit, num_samples: int = 50, random_seed: int | None = 0) -> plt.Figure:
+    """Posterior predictive check: the data's density against replicated data sets."""
+    name = fit.design.response
+    yrep = fit.predict(kind="pp", draws=True, random_seed=random_seed)
+    tree = _tree(posterior_predictive=xr.Dataset({name: yrep}),
+                 observed_data=xr.Dataset({name: ("obs", fit.design.y)}))  # fmt: skip
+    with plt.rc_context(STYLE):
+        pc = azp.plot_ppc_dist(tree, num_samples=num_samples, backend="matplotlib")
+    return _figure(pc)
+
+
+# --- multilevel figures -----------------------------------------------------------------------
+
+
+def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, kind: str = "ranef",
+                     prob: float = 0.95) -> plt.Figure:  # fmt: skip
+    """Every group's effect on ``term`` with its interval, sorted (``kind``: ranef or coef)."""
+    from .groups import _one_factor, _term
+
+    if kind not in ("ranef", "coef"):
+        raise ValueError(f"kind must be 'ranef' (deviations) or 'coef' (group coefficients), not {kind!r}")
+    factor = _one_factor(fit, group, "plot_caterpillar")
+    terms = [t for b in fit.design.blocks if b.group == factor for t in b.terms]
+    term = _term(term, terms, factor)
+    table = getattr(fit, kind)(factor, prob=prob)
+    table = table[table.term == term].sort_values("mean").reset_index(drop=True)
+    J = len(table)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6, max(3, min(0.16 * J + 1, 14))))
+        y = np.arange(J)
+        ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1, label=f"{prob:.0%} interval")
+        ax.plot(table["mean"], y, "o", color=POINT, ms=3, label="posterior mean")
+        ref = 0.0 if kind == "ranef" else float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
+        ax.axvline(ref, color=GREY, ls="--", lw=1)
+        ax.set_yticks(y, table["level"] if J <= 40 else [""] * J, fontsize=7 if J > 20 else 9)
+        ax.set_ylabel(factor)
+        what = "deviation from the fixed effect" if kind == "ranef" else "group coefficient"
+        ax.set_xlabel(f"{term}: {what}")
+        ax.set_title(f"{factor}: {J} groups, sorted", fontsize=10)
+        fig.tight_layout()
+    return fig
+
+
+def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
+    """No-pooling estimates against partial-pooling posterior means, arrows per group, marker
+    area by group size. One term: estimates against group size; two terms: the 2-D version
+    (e.g. intercept against slope)."""
+    from .groups import _one_factor
+
+    factor = _one_factor(fit, group, "plot_shrinkage")
+    table = fit.shrinkage(factor)
+    available = list(dict.fromkeys(table["term"]))
+    terms = available[:2] if terms is None else ([terms] if isinstance(terms, str) else list(terms))
+    for t in terms:
+        if t not in available:
+            raise ValueError(f"{t!r} is not a group-level term of {factor!r}; its terms are {available}")
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+        if len(terms) == 1:
+            t = table[table.term == terms[0]]
+            n = t["n"].to_numpy()
+            ax.scatter(n, t["no_pooling"], s=12 + 2 * np.sqrt(n), facecolors="none", edgecolors=OTHER,
+                       label="no pooling (own data)")  # fmt: skip
+            ax.scatter(n, t["mean"], s=12 + 2 * np.sqrt(n), color=POINT, label="partial pooling (posterior mean)")
+            for ni, a, b in zip(n, t["no_pooling"], t["mean"]):
+                if np.isfinite(a):
+                    ax.annotate("", (ni, b), (ni, a), arrowprops=dict(arrowstyle="->", color=GREY, lw=0.7))
+            ax.axhline(_population(fit, terms[0]), color="k", ls="--", lw=1, label="population (fixed effect)")
+            ax.set_xscale("log")
+            ax.set_xlabel(f"rows per {factor} (log scale)")
+            ax.set_ylabel(terms[0])
+        else:
+            a = table[table.term == terms[0]].reset_index(drop=True)
+            b = table[table.term == terms[1]].reset_index(drop=True)
+            size = 12 + 2 * np.sqrt(a["n"].to_numpy())
+            ax.scatter(a["no_pooling"], b["no_pooling"], s=size, facecolors="none", edgecolors=OTHER,
+                       label="no pooling (own data)")  # fmt: skip
+            ax.scatter(a["mean"], b["mean"], s=size, color=POINT, label="partial pooling (posterior mean)")
+            for x0, y0, x1, y1 in zip(a["no_pooling"], b["no_pooling"], a["mean"], b["mean"]):
+                if np.isfinite(x0) and np.isfinite(y0):
+                    ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color=GREY, lw=0.7))
+            ax.plot([_population(fit, terms[0])], [_population(fit, terms[1])], "k+", ms=14, mew=2,
+                    label="population (fixed effects)")  # fmt: skip
+            ax.set_xlabel(terms[0])
+            ax.set_ylabel(terms[1])
+            _robust_limits(ax.set_xlim, a)
+            outside = _robust_limits(ax.set_ylim, b) | _outside(a)
+        if len(terms) == 1:
+            outside = _robust_limits(ax.set_ylim, t)
+        ax.legend(fontsize=8, loc="best")
+        note = f" ({int(outside.sum())} extreme no-pooling estimates outside the view)" if outside.any() else ""
+        ax.set_title(f"Shrinkage of {factor} estimates{note}", fontsize=10)
+        fig.tight_layout()
+    return fig
+
+
+def _bounds(t):
+    """A view of the partial-pooling estimates and the central 95% of the no-pooling ones:
+    one group with a handful of rows can put its own estimate far away."""
+    own = t["no_pooling"].to_numpy()
+    own = own[np.isfinite(own)]
+    lo, hi = np.quantile(own, [0.025, 0.975]) if len(own) else (np.inf, -np.inf)
+    lo, hi = min(lo, t["lower"].min(), t["mean"].min()), max(hi, t["upper"].max(), t["mean"].max())
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _outside(t):
+    lo, hi = _bounds(t)
+    return ((t["no_pooling"] < lo) | (t["no_pooling"] > hi)).to_numpy()
+
+
+def _robust_limits(setter, t):
+    setter(*_bounds(t))
+    return _outside(t)
+
+
+def _population(fit, term):
+    return float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
+
+
+def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool = False,
+                prob: float = 0.95, points: bool = True) -> plt.Figure:  # fmt: skip
+    """The population line with its band, every group's posterior mean line (grey), and the
+    chosen ``levels`` highlighted with their data points (``facet=True``: a panel each).
+
+    Other covariates are held at their mean (numeric) or reference level (categorical).
+    """
+    from .groups import _one_factor
+
+    design = fit.design
+    data = design.data
+    if x not in data.columns or not pd.api.types.is_numeric_dtype(data[x]):
+        raise ValueError(f"x must be a numeric column the model uses, not {x!r}")
+    factor = _one_factor(fit, group, "plot_fitted")
+    all_levels = list(design.factors[factor].levels)
+    if levels is None:
+        levels = all_levels[:: max(1, len(all_levels) // 4)][:4]
+    levels = [str(lv) for lv in levels]
+    unknown = [lv for lv in levels if lv not in all_levels]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a level of {factor!r}")
+    grid = np.linspace(data[x].min(), data[x].max(), 40)
+    base = {}
+    for col in data.columns:
+        if col == x:
+            continue
+        if col in design.categories:
+            base[col] = design.categories[col][0]
+        elif pd.api.types.is_numeric_dtype(data[col]):
+            base[col] = float(data[col].mean())
+    group_cols = [c for b in design.spec.blocks if b.group == factor for c in b.group_columns]
+    if len(group_cols) != 1:
+        raise ValueError(f"plot_fitted needs a grouping factor of one column; {factor!r} combines {group_cols}")
+    gcol = group_cols[0]
+    population = fit.predict(pd.DataFrame({**base, x: grid, gcol: all_levels[0]}), re_form="NA", prob=prob)
+    frames = [pd.DataFrame({**base, x: grid, gcol: lv}) for lv in all_levels]
+    lines = fit.predict(pd.concat(frames, ignore_index=True), re_form=f"(1 | {factor})")["mean"].to_numpy()
+    lines = lines.reshape(len(all_levels), len(grid))
+    colors = plt.get_cmap("tab10")
+    with plt.rc_context(STYLE):
+        panels = levels if facet else [None]
+        ncol = min(len(panels), 4)
+        nrow = int(np.ceil(len(panels) / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol + 1, 3 * nrow + 0.5), squeeze=False, sharey=True)
+        for k, panel in enumerate(panels):
+            ax = axes.flat[k]
+            ax.plot(grid, lines.T, color=GREY, lw=0.5, alpha=0.5)
+            ax.fill_between(grid, population["lower"], population["upper"], color="k", alpha=0.15)
+            ax.plot(grid, population["mean"], color="k", lw=2, label="population")
+            for c, lv in enumerate(levels if panel is None else [panel]):
+                colour = colors(levels.index(lv) % 10)
+                ax.plot(grid, lines[all_levels.index(lv)], color=colour, lw=1.8, label=f"{factor} {lv}")
+                if points:
+                    rows = data[data[gcol].astype(str) == lv]
+                    ax.plot(rows[x], design.y[data[gcol].astype(str).to_numpy() == lv], "o", color=colour, ms=3)
+            ax.set_xlabel(x)
+            ax.set_title(f"{factor} {panel}" if panel is not None else "", fontsize=9)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        axes.flat[0].set_ylabel(design.response)
+        axes.flat[0].legend(fontsize=7, loc="best")
+        fig.suptitle(f"Population line ({prob:.0%} band) and each {factor}'s line", fontsize=10)
+        fig.tight_layout()
+    return fig
+
+
+def plot_ranks(fit, term: str = "(Intercept)", group: str | None = None, prob: float = 0.95,
+               descending: bool = True) -> plt.Figure:  # fmt: skip
+    """Each group's posterior rank (median and interval), sorted: how sure is "the best"?"""
+    table = fit.ranks(term=term, group=group, prob=prob, descending=descending)
+    J = len(table)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6, max(3, min(0.16 * J + 1, 14))))
+        y = np.arange(J)[::-1]
+        ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1)
+        ax.plot(table["rank_median"], y, "o", color=POINT, ms=3)
+        ax.set_yticks(y, table["level"] if J <= 40 else [""] * J, fontsize=7 if J > 20 else 9)
+        ax.set_ylabel(table["grp"].iloc[0])
+        ax.set_xlabel(f"rank of {table['term'].iloc[0]} (1 = {'highest' if descending else 'lowest'}), "
+                      f"median and {prob:.0%} interval")  # fmt: skip
+        ax.set_xlim(0.5, J + 0.5)
+        fig.tight_layout()
+    return fig
+
+
+class PlotAccessor:
+    """``fit.plot.<name>(...)``: the figures of this fit (see ``hierbayes.plots``)."""
+
+    def __init__(self, fit):
+        self._fit = fit
+
+    def forest(self, **kw):
+        return plot_forest(self._fit, **kw)
+
+    def variance(self, **kw):
+        return plot_variance(self._fit, **kw)
+
+    def caterpillar(self, **kw):
+        return plot_caterpillar(self._fit, **kw)
+
+    def shrinkage(self, **kw):
+        return plot_shrinkage(self._fit, **kw)
+
+    def fitted(self, x, **kw):
+        return plot_fitted(self._fit, x, **kw)
+
+    def ppc(self, **kw):
+        return plot_ppc(self._fit, **kw)
+
+    def trace(self, **kw):
+        return plot_trace(self._fit, **kw)
+
+    def rank(self, **kw):
+        return plot_rank(self._fit, **kw)
+
+    def ranks(self, **kw):
+        return plot_ranks(self._fit, **kw)

@@ -1,0 +1,115 @@
+"""Figures and the report: what they show, read back from the matplotlib objects."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+
+import hierbayes as hb  # noqa: E402
+
+pytestmark = pytest.mark.sampling
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _segments(ax):
+    return [c for c in ax.collections if isinstance(c, LineCollection)]
+
+
+def test_caterpillar_has_one_interval_per_group_sorted(fits):
+    fit, _ = fits("london_rs_ml")
+    fig = hb.plot_caterpillar(fit, term="standLRT")
+    ax = fig.axes[0]
+    (intervals,) = _segments(ax)
+    assert len(intervals.get_segments()) == 65
+    assert "standLRT" in ax.get_xlabel() and ax.get_ylabel() == "school"
+    means = ax.lines[0].get_xdata()
+    assert np.all(np.diff(means) >= 0)  # sorted
+    ranef = fit.ranef("school")
+    assert sorted(means) == pytest.approx(sorted(ranef[ranef.term == "standLRT"]["mean"]))
+
+
+def test_forest_names_the_terms_and_overlays_the_frequentist_estimates(fits):
+    fit, ref = fits("london_rs_ml")
+    fig = fit.plot.forest(terms=["(Intercept)", "standLRT"], frequentist="ML")
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"(Intercept)", "standLRT"} <= texts
+    forest = next(ax for ax in fig.axes if "fixed effect" in ax.get_xlabel())
+    squares = [line for line in forest.lines if line.get_marker() == "s"]
+    assert sorted(x for line in squares for x in line.get_xdata()) == pytest.approx(sorted(ref["fixef"].values()), abs=1e-3)
+
+
+def test_shrinkage_no_pooling_points_are_per_group_ols(fits):
+    fit, _ = fits("london_rs_ml")
+    fig = fit.plot.shrinkage()
+    ax = fig.axes[0]
+    own, pooled = [c for c in ax.collections if isinstance(c, PathCollection)][:2]
+    data = fit.design.data
+    levels = fit.design.factors["school"].levels
+    ols = np.array([np.polyfit(data.loc[data.school == lv, "standLRT"], data.loc[data.school == lv, "normexam"], 1)[::-1]
+                    for lv in levels])  # fmt: skip
+    np.testing.assert_allclose(own.get_offsets(), ols, rtol=1e-6)
+    assert ax.get_xlabel() == "(Intercept)" and ax.get_ylabel() == "standLRT"
+    coef = fit.coef("school", interval="hdi")
+    np.testing.assert_allclose(pooled.get_offsets()[:, 1], coef[coef.term == "standLRT"]["mean"], rtol=1e-10)
+
+
+def test_one_term_shrinkage_plots_against_group_size(fits):
+    fit, _ = fits("london_ri_ml")
+    ax = fit.plot.shrinkage().axes[0]
+    own = [c for c in ax.collections if isinstance(c, PathCollection)][0].get_offsets()
+    table = fit.shrinkage()
+    np.testing.assert_allclose(own[:, 0], table["n"])
+    np.testing.assert_allclose(own[:, 1], table["no_pooling"])
+    assert ax.get_xscale() == "log"
+
+
+def test_fitted_lines_show_the_population_prediction(fits):
+    fit, _ = fits("sleepstudy_rs_reml")
+    fig = fit.plot.fitted("Days", levels=["308", "309"])
+    ax = fig.axes[0]
+    population = next(line for line in ax.lines if line.get_label() == "population")
+    expected = fit.predict(__import__("pandas").DataFrame({"Days": population.get_xdata(), "Subject": "308"}), re_form="NA")
+    np.testing.assert_allclose(population.get_ydata(), expected["mean"], rtol=1e-10)
+    labels = [line.get_label() for line in ax.lines]
+    assert "Subject 308" in labels and "Subject 309" in labels
+    assert len(fit.plot.fitted("Days", levels=["308", "309", "310"], facet=True).axes) >= 3
+
+
+def test_rank_plot_and_diagnostic_plots(fits):
+    fit, _ = fits("penicillin_crossed_reml")
+    ax = fit.plot.ranks(group="plate").axes[0]
+    assert len(_segments(ax)[0].get_segments()) == 24
+    assert "rank of (Intercept)" in ax.get_xlabel()
+    titles = " ".join(ax.get_title() for ax in fit.plot.variance().axes)
+    for name in ("sd_plate", "sd_sample", "sigma", "ICC"):
+        assert name in titles
+    assert isinstance(fit.plot.trace(), plt.Figure)
+    assert isinstance(fit.plot.ppc(num_samples=20), plt.Figure)
+    with pytest.raises(ValueError, match="needs group="):
+        fit.plot.caterpillar()
+
+
+def test_report_has_every_table_and_figure(fits, tmp_path):
+    fit, _ = fits("sleepstudy_rs_reml")
+    path = fit.report(tmp_path, at={"Days": 0})
+    page = path.read_text()
+    for title in ["Model", "Data", "Priors", "Diagnostics", "Fixed effects", "Variance components", "R²",
+                  "Intraclass correlation", "Frequentist (REML) side by side", "Shrinkage: Subject", "Ranks of Subject"]:  # fmt: skip
+        assert f"<h2>{title}" in page, title
+    pngs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert len(pngs) >= 8
+    assert page.count("<img ") == len(pngs) and page.count("data:image/png;base64,") == len(pngs)
+    markdown = (tmp_path / "report.md").read_text()
+    assert all(f"figures/{name}" in markdown for name in pngs)
+    assert "| (Intercept) |" in markdown
+    for csv in ["fixef", "varcorr", "icc", "r2", "frequentist", "shrinkage_Subject", "ranks_Subject", "priors"]:
+        assert (tmp_path / f"{csv}.csv").is_file(), csv
