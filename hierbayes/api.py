@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
-from .build import build_model
+from .build import build_model, choose_method
 from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
@@ -19,11 +20,14 @@ FAMILIES = ("gaussian",)
 
 
 def build(formula: str, data: pd.DataFrame, family: str = "gaussian", priors: dict | None = None,
-          reference: dict | None = None, parameterization: str | dict = "auto"):
-    """The unsampled ``pymc.Model`` of a formula, for users who want to change it first."""
+          reference: dict | None = None, parameterization: str | dict = "auto", method: str = "full"):
+    """The unsampled ``pymc.Model`` of a formula, for users who want to change it first.
+
+    ``method="full"`` (default here) keeps the group effects in the model; ``"marginal"``
+    integrates them out (``hb.fit`` then draws them afterwards)."""
     _check_family(family)
     design = make_design(parse_formula(formula), data, reference=reference)
-    return build_model(design, make_priors(design, priors), parameterization)
+    return build_model(design, make_priors(design, priors), parameterization, method)
 
 
 def fit(
@@ -40,6 +44,7 @@ def fit(
     reference: dict | None = None,
     target_accept: float = 0.9,
     parameterization: str | dict = "auto",
+    method: str = "auto",
     **kwargs,
 ) -> FitResult:
     """Fit a Bayesian mixed model written as an lme4 formula.
@@ -50,21 +55,31 @@ def fit(
     Divergences, R-hat > 1.01 and ESS < 400 are reported as warnings that say what to try.
     ``parameterization`` ("auto", "centered", "noncentered", or a dict by block name) chooses
     how group effects are sampled; "auto" centres one-term blocks whose groups are well informed.
+    ``method``: "marginal" integrates the group effects out of the sampler (Gaussian, blocks on
+    one grouping factor) and draws them exactly afterwards; "full" samples them; "auto" (the
+    default) picks marginal where it applies. ``fit.method`` says which was used.
     """
     _check_family(family)
     sampler = available_sampler(sampler)
     design = make_design(parse_formula(formula), data, reference=reference)
     resolved = make_priors(design, priors)
-    model = build_model(design, resolved, parameterization)
+    method = choose_method(design, method)
+    model = build_model(design, resolved, parameterization, method)
     idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                    sampler=sampler, progressbar=progressbar, target_accept=target_accept, **kwargs)
+    if method == "marginal":
+        from .marginal import draw_group_effects
+
+        seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
+        for name, draws_ in draw_group_effects(design, idata.posterior.dataset, random_seed=seed).items():
+            idata.posterior[name] = draws_
     watched = ["b", "sigma"] + [f"{p}_{b.name}" for b in design.blocks for p in ("sd", "r")]
     watched += [f"cor_{b.name}" for b in design.blocks if b.correlated]
     diagnostics = diagnose(idata, watched)
     for message in diagnostics.messages:
         warnings.warn(message, SamplingWarning, stacklevel=2)
     return FitResult(design=design, priors=resolved, model=model, idata=idata, sampler=sampler,
-                     diagnostics=diagnostics)
+                     diagnostics=diagnostics, method=method)
 
 
 def _check_family(family: str) -> None:

@@ -30,27 +30,44 @@ import pytensor.tensor as pt
 from .design import Design
 from .priors import Prior, Priors, make_priors
 
-__all__ = ["build_model", "choose_parameterization", "information_ratio"]
+__all__ = ["build_model", "choose_method", "choose_parameterization", "information_ratio"]
 
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
 
-def build_model(
-    design: Design, priors: Priors | dict | None = None, parameterization: str | dict = "auto"
-) -> pm.Model:
-    """The PyMC model of ``design``; change it freely before sampling."""
-    priors = make_priors(design, priors)
-    chosen = choose_parameterization(design, parameterization)
-    coords: dict[str, tuple[str, ...]] = {"term": design.fixed_terms}
-    for block in design.blocks:
-        coords[block.group] = design.factors[block.group].levels
-        coords[f"{block.name}__effect"] = block.terms
-        if block.correlated:
-            coords[f"{block.name}__effect_bis"] = block.terms
+METHODS = ("auto", "marginal", "full")
 
-    with pm.Model(coords=coords) as model:
-        mu = _fixed_part(design, priors)
+
+def choose_method(design: Design, method: str = "auto") -> str:
+    """``marginal`` (group effects integrated out) where it applies, else ``full``."""
+    from .marginal import marginal_applies
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    ok, why = marginal_applies(design)
+    if method == "marginal" and not ok:
+        raise ValueError(f"method='marginal' does not apply: {why}; use method='full'")
+    if method == "auto":
+        return "marginal" if ok else "full"
+    return method
+
+
+def build_model(
+    design: Design, priors: Priors | dict | None = None, parameterization: str | dict = "auto",
+    method: str = "full",
+) -> pm.Model:
+    """The PyMC model of ``design``; change it freely before sampling.
+
+    ``method="marginal"`` integrates the group effects out (see ``hierbayes.marginal``): the
+    model then has no ``r_<block>`` variables; ``hb.fit`` draws them exactly after sampling.
+    """
+    priors = make_priors(design, priors)
+    if choose_method(design, method) == "marginal":
+        return _marginal_model(design, priors)
+    chosen = choose_parameterization(design, parameterization)
+    with pm.Model(coords=_coords(design)) as model:
+        mu, _ = _fixed_part(design, priors)
         for block in design.blocks:
             mu = mu + _group_part(design, block, priors, chosen[block.name])
         sigma = _variable("sigma", [priors.get("sigma")])
@@ -59,8 +76,48 @@ def build_model(
     return model
 
 
-def _fixed_part(design: Design, priors: Priors):
-    """X beta, with the intercept sampled at the predictors' means (better geometry)."""
+def _coords(design: Design) -> dict:
+    coords: dict[str, tuple[str, ...]] = {"term": design.fixed_terms}
+    for block in design.blocks:
+        coords[block.group] = design.factors[block.group].levels
+        coords[f"{block.name}__effect"] = block.terms
+        if block.correlated:
+            coords[f"{block.name}__effect_bis"] = block.terms
+    return coords
+
+
+def _marginal_model(design: Design, priors: Priors) -> pm.Model:
+    """Fixed effects, SDs, LKJ correlations and sigma; the group effects integrated out."""
+    from .marginal import add_marginal_likelihood
+
+    q = sum(b.size for b in design.blocks)
+    with pm.Model(coords=_coords(design)) as model:
+        _, b = _fixed_part(design, priors, rows=False)
+        Lambda = pt.zeros((q, q))
+        start = 0
+        for block in design.blocks:
+            sd = _variable(f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms],
+                           dims=f"{block.name}__effect")  # fmt: skip
+            part = _correlation(block, priors) * sd[:, None] if block.correlated else pt.diag(sd)
+            Lambda = pt.set_subtensor(Lambda[start : start + block.size, start : start + block.size], part)
+            start += block.size
+        sigma = _variable("sigma", [priors.get("sigma")])
+        add_marginal_likelihood(design, b, Lambda, sigma)
+    return model
+
+
+def _correlation(block, priors: Priors):
+    """The block's LKJ Cholesky factor, with its correlation matrix kept as ``cor_<block>``."""
+    effect = f"{block.name}__effect"
+    eta = priors.get("cor", block.name).kwargs["eta"]
+    chol = pm.LKJCorr(f"L_{block.name}", n=block.size, eta=eta)
+    pm.Deterministic(f"cor_{block.name}", chol @ chol.T, dims=(effect, f"{effect}_bis"))
+    return chol
+
+
+def _fixed_part(design: Design, priors: Priors, rows: bool = True):
+    """(X beta for every row, or None without ``rows``; the fixed effects ``b`` on the data's
+    scale), with the intercept sampled at the predictors' means (better geometry)."""
     X, terms = design.X, design.fixed_terms
     slopes = [k for k, t in enumerate(terms) if t != "(Intercept)"]
     beta = None
@@ -69,22 +126,22 @@ def _fixed_part(design: Design, priors: Priors):
         beta = _variable("beta", [priors.get("b", coef=terms[k]) for k in slopes], dims="beta_term")
     if not design.has_intercept:
         if beta is None:
-            return pt.zeros(design.n_obs)
-        pm.Deterministic("b", beta, dims="term")
-        return pt.dot(X[:, slopes], beta)
+            raise ValueError("the model has no fixed effects; add an intercept (1) or a predictor")
+        b = pm.Deterministic("b", beta, dims="term")
+        return (pt.dot(X[:, slopes], beta) if rows else None), b
 
     means = X[:, slopes].mean(axis=0)
     intercept_c = _variable("Intercept_c", [priors.get("Intercept")])
     if beta is None:
-        pm.Deterministic("b", intercept_c[None], dims="term")
-        return intercept_c * pt.ones(design.n_obs)
+        b = pm.Deterministic("b", intercept_c[None], dims="term")
+        return (intercept_c * pt.ones(design.n_obs) if rows else None), b
     intercept = intercept_c - pt.dot(means, beta)
     parts = [None] * len(terms)
     parts[terms.index("(Intercept)")] = intercept[None]
     for j, k in enumerate(slopes):
         parts[k] = beta[j : j + 1]
-    pm.Deterministic("b", pt.concatenate(parts), dims="term")
-    return intercept_c + pt.dot(X[:, slopes] - means, beta)
+    b = pm.Deterministic("b", pt.concatenate(parts), dims="term")
+    return (intercept_c + pt.dot(X[:, slopes] - means, beta) if rows else None), b
 
 
 def choose_parameterization(design: Design, parameterization: str | dict = "auto") -> dict[str, str]:
@@ -154,10 +211,7 @@ def _group_part(design: Design, block, priors: Priors, how: str):
     else:
         z = pm.Normal(f"z_{block.name}", 0.0, 1.0, dims=(block.group, effect))
         if block.correlated:
-            eta = priors.get("cor", block.name).kwargs["eta"]
-            chol = pm.LKJCorr(f"L_{block.name}", n=block.size, eta=eta)
-            pm.Deterministic(f"cor_{block.name}", chol @ chol.T, dims=(effect, f"{effect}_bis"))
-            r = pt.dot(z, chol.T) * sd
+            r = pt.dot(z, _correlation(block, priors).T) * sd
         else:
             r = z * sd
         r = pm.Deterministic(f"r_{block.name}", r, dims=(block.group, effect))

@@ -9,6 +9,8 @@ rank uncertainty) are drawn here in the same style.
 
 from __future__ import annotations
 
+import warnings
+
 import arviz_plots as azp
 import matplotlib.pyplot as plt
 import numpy as np
@@ -110,7 +112,9 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
 
             names = [f"sd_{b.name}" for b in fit.design.blocks] + ["sigma"]
             names += [f"cor_{b.name}" for b in fit.design.blocks if b.correlated]
-            with fit.model:
+            with fit.model, warnings.catch_warnings():
+                # the marginal likelihood is a Potential; the prior rightly ignores it
+                warnings.filterwarnings("ignore", message="The effect of Potentials")
                 draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
             prior_ds = _prior_parameters(fit, draws.prior.dataset)
             pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib")

@@ -32,6 +32,7 @@ class FitResult:
     idata: object = field(repr=False)
     sampler: str
     diagnostics: Diagnostics
+    method: str = "full"  # "marginal": group effects integrated out, drawn exactly afterwards
 
     @property
     def spec(self):
@@ -212,7 +213,8 @@ class FitResult:
         n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
         pct = f"{prob:.0%}"
         lines = [
-            f"Bayesian linear mixed model (Gaussian), NUTS via {self.sampler}",
+            f"Bayesian linear mixed model (Gaussian), NUTS via {self.sampler}"
+            + (", group effects integrated out (drawn exactly afterwards)" if self.method == "marginal" else ""),
             f"Formula: {d.spec.formula}",
             f"   Data: {d.n_obs} observations"
             + (f" ({d.n_dropped} rows with missing values dropped)" if d.n_dropped else ""),

@@ -35,7 +35,8 @@ def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
     )
     if not table["mean"].dims:
         return pd.DataFrame({k: [float(v)] for k, v in table.items()})
-    return table.to_dataframe()[["mean", "sd", "lower", "upper"]]
+    order = [d for d in da.dims if d not in SAMPLE_DIMS]  # the draws' own order, not the Dataset's
+    return table.to_dataframe(dim_order=order)[["mean", "sd", "lower", "upper"]]
 
 
 def as_draws(values: np.ndarray, like: xr.DataArray, dims: tuple[str, ...] = (), coords=None) -> xr.DataArray:

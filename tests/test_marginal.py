@@ -1,0 +1,136 @@
+"""The integrated-out (marginal) Gaussian path: its likelihood against the dense multivariate
+normal, its exact group-effect draws, and its posterior against the full model's."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import multivariate_normal
+
+import hierbayes as hb
+from hierbayes.build import choose_method
+from hierbayes.marginal import sufficient_stats
+
+
+def _data(seed=3, J=7):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for j in range(J):
+        b0, b1, b2 = rng.normal(0, [1.0, 0.5, 0.3])
+        for _ in range(rng.integers(2, 9)):
+            x, w = rng.normal(), rng.normal()
+            rows.append({"g": f"g{j}", "x": x, "w": w, "sex": rng.choice(["F", "M"]),
+                         "y": 1 + 0.5 * x + b0 + b1 * x + b2 * w + rng.normal(0, 0.7)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _point_values(model, seed):
+    """Values of every deterministic at a random point of the unconstrained space."""
+    rng = np.random.default_rng(seed)
+    point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in model.initial_point().items()}
+    names = [v.name for v in model.deterministics] + [p.name for p in model.potentials]
+    names += [v.name for v in model.free_RVs if v.name.startswith(("sd_", "sigma"))]
+    outs = [model[n] for n in names]
+    values = model.compile_fn(model.replace_rvs_by_values(outs), inputs=model.value_vars,
+                              on_unused_input="ignore", point_fn=False)(**point)  # fmt: skip
+    return dict(zip(names, values))
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ x + (x | g)",                      # q = 2, correlated
+    "y ~ x + sex + (1 + x + w | g)",        # q = 3, correlated
+    "y ~ x + (x || g)",                     # two independent blocks on one factor
+    "y ~ x + (x | g) + (0 + w | g)",        # a correlated block and an independent one
+    "y ~ 1 + (1 | g)",                      # intercept only
+])  # fmt: skip
+def test_marginal_log_likelihood_is_the_dense_normal_density(formula):
+    design = hb.make_design(formula, _data())
+    model = hb.build_model(design, method="marginal")
+    for seed in (0, 1):
+        v = _point_values(model, seed)
+        b, sigma = v["b"], float(v["sigma"])
+        codes = design.factors["g"].codes
+        V = sigma**2 * np.eye(design.n_obs)
+        for block in design.blocks:
+            sd = v[f"sd_{block.name}"]
+            cor = v[f"cor_{block.name}"] if block.correlated else np.eye(block.size)
+            G = np.outer(sd, sd) * cor
+            V += (codes[:, None] == codes[None, :]) * (block.Z @ G @ block.Z.T)
+        dense = multivariate_normal(design.X @ b, V).logpdf(design.y)
+        assert float(v["marginal_loglik"]) == pytest.approx(dense, rel=1e-10, abs=1e-8)
+
+
+def test_sufficient_statistics_are_per_group_cross_products():
+    design = hb.make_design("y ~ x + sex + (x | g)", _data())
+    s = sufficient_stats(design)
+    rows = design.factors["g"].codes == 3
+    Z, X = design.blocks[0].Z[rows], design.X[rows]
+    np.testing.assert_allclose(s.ZtZ[3], Z.T @ Z)
+    np.testing.assert_allclose(s.ZtX[3], Z.T @ X)
+    np.testing.assert_allclose(s.Zty[3], Z.T @ design.y[rows])
+    assert s.n == design.n_obs and s.yty == pytest.approx(design.y @ design.y)
+
+
+def test_method_choice():
+    data = _data()
+    data["h"] = np.where(data["x"] > 0, "a", "b")
+    assert choose_method(hb.make_design("y ~ x + (x | g)", data)) == "marginal"
+    assert choose_method(hb.make_design("y ~ x + (1 | g) + (1 | h)", data)) == "full"
+    with pytest.raises(ValueError, match="does not apply: its blocks are on 2 grouping factors"):
+        choose_method(hb.make_design("y ~ x + (1 | g) + (1 | h)", data), "marginal")
+    with pytest.raises(ValueError, match="method must be one of"):
+        choose_method(hb.make_design("y ~ x + (1 | g)", data), "laplace")
+
+
+# --- against the full model, with real sampling ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_fits():
+    """The full (non-centred) model of two reference models, for comparison with the default."""
+    out = {}
+    for name, formula, data in [("sleepstudy", "Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+                                ("london", "normexam ~ standLRT + (standLRT | school)", "london_exam")]:  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", hb.SamplingWarning)
+            out[name] = hb.fit(formula, hb.datasets.load(data), method="full", random_seed=7, progressbar=False)
+    return out
+
+
+def _z_scores(a, b, name):
+    """(mean_a - mean_b) / sqrt(mcse_a^2 + mcse_b^2) for every element of a variable."""
+    import arviz as az
+
+    ma, mb = a.posterior[name].mean(("chain", "draw")), b.posterior[name].mean(("chain", "draw"))
+    sa = az.mcse(a.idata, var_names=[name])[name]
+    sb = az.mcse(b.idata, var_names=[name])[name]
+    return np.asarray(((ma - mb) / np.sqrt(sa**2 + sb**2)).values).reshape(-1)
+
+
+@pytest.mark.sampling
+@pytest.mark.parametrize("name, ref", [("sleepstudy", "sleepstudy_rs_reml"), ("london", "london_rs_ml")])
+def test_marginal_and_full_posteriors_agree(fits, full_fits, name, ref):
+    marginal, _ = fits(ref)
+    full = full_fits[name]
+    assert marginal.method == "marginal" and full.method == "full"
+    for var in ("b", "sigma"):
+        z = _z_scores(marginal, full, var)
+        assert np.all(np.abs(z) < 4), (var, z)
+    block = marginal.design.blocks[0].name
+    z = _z_scores(marginal, full, f"sd_{block}")
+    assert np.all(np.abs(z) < 4), z
+    # group effects drawn exactly afterwards agree with the sampled ones
+    z = _z_scores(marginal, full, f"r_{block}")
+    assert np.mean(np.abs(z) > 3) < 0.02 and np.all(np.abs(z) < 5), np.sort(np.abs(z))[-5:]
+    # and their posterior SDs too
+    sa = marginal.posterior[f"r_{block}"].std(("chain", "draw"))
+    sb = full.posterior[f"r_{block}"].std(("chain", "draw"))
+    np.testing.assert_allclose(sa, sb, rtol=0.1)
+
+
+@pytest.mark.sampling
+def test_marginal_summary_says_so(fits):
+    fit, _ = fits("sleepstudy_rs_reml")
+    assert "group effects integrated out" in fit.summary()
+    assert "z_Subject" not in fit.posterior and "r_Subject" in fit.posterior
