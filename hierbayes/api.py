@@ -12,7 +12,7 @@ from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
 from .results import FitResult
-from .sampling import SamplingWarning, available_sampler, diagnose, sample
+from .sampling import SamplingWarning, available_sampler, diagnose, model_fingerprint, sample
 
 __all__ = ["fit", "build"]
 
@@ -65,8 +65,11 @@ def fit(
     resolved = make_priors(design, priors)
     method = choose_method(design, method)
     model = build_model(design, resolved, parameterization, method)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                   sampler=sampler, progressbar=progressbar, target_accept=target_accept, **kwargs)
+    key = model_fingerprint(design.spec, design.y, design.X, [(b.name, b.Z, b.correlated) for b in design.blocks],
+                            [(f.levels, f.codes) for f in design.factors.values()], resolved.table().to_csv(),
+                            method, parameterization)  # fmt: skip
+    idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
+                   progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)
     if method == "marginal":
         from .marginal import draw_group_effects
 

@@ -137,8 +137,19 @@ def test_same_seed_same_draws(sleepstudy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hb.SamplingWarning)  # 50 draws are too few to converge
         a = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
-        b = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
+        hits = hb.sampling.cache_stats["hits"]
+        b = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)  # reuses a's compiled model
+        assert hb.sampling.cache_stats["hits"] == hits + 1
+        c = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **{**kw, "random_seed": 8})
     np.testing.assert_array_equal(a.posterior["b"].values, b.posterior["b"].values)
+    np.testing.assert_array_equal(a.posterior["r_Subject"].values, b.posterior["r_Subject"].values)
+    assert not np.array_equal(a.posterior["b"].values, c.posterior["b"].values)
+    # a different prior is a different model: compiled afresh
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hb.SamplingWarning)
+        misses = hb.sampling.cache_stats["misses"]
+        hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, priors={"sigma": "HalfNormal(50)"}, **kw)
+    assert hb.sampling.cache_stats["misses"] == misses + 1
 
 
 def test_short_run_warns_with_advice(sleepstudy):

@@ -1,0 +1,155 @@
+"""Benchmarks: hierbayes against its peers, side by side in one process and one machine state.
+
+    .venv/bin/python benchmarks/run.py london            # London: 4 samplers, 4 chains x 1000 x 1000
+    .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
+    .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2
+
+Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
+wall time split into compile (everything before the first draw: building, compiling, and
+drawing the group effects afterwards for the marginal path) and sampling (nutpie's own
+clock), min bulk ESS over the fixed effects, SDs, correlations and sigma, ESS per second of
+sampling, divergences, max R-hat, and gradient evaluations per effective draw.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+import hierbayes as hb  # noqa: E402
+from simulate import simulate  # noqa: E402
+
+DRAWS = dict(draws=1000, tune=1000, chains=4)
+
+
+def summarise(label, idata, wall, group_dims):
+    """One row: times, min ESS over the population parameters (no per-group variable)."""
+    post = idata.posterior
+    names = [v for v in post.data_vars if not set(post[v].dims) & set(group_dims) and not v.endswith("_offset")
+             and not v.startswith(("z_", "L_", "beta", "Intercept_c", "chol"))]  # fmt: skip
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        ess = az.ess(idata, var_names=names, method="bulk")
+        rhat = az.rhat(idata, var_names=names)
+    min_ess = float(np.nanmin([np.nanmin(np.asarray(ess[v].values, float)) for v in names]))
+    max_rhat = float(np.nanmax([np.nanmax(np.asarray(rhat[v].values, float)) for v in names]))
+    stats = idata.sample_stats
+    sampling = float(post.attrs.get("sampling_time", np.nan))
+    steps = "n_steps" if "n_steps" in stats else "tree_size" if "tree_size" in stats else None
+    grads = float(stats[steps].sum()) if steps else np.nan
+    return {"model": label, "wall_s": wall, "compile_s": wall - sampling, "sampling_s": sampling,
+            "min_ess_bulk": min_ess, "ess_per_s": min_ess / sampling, "divergences": int(stats["diverging"].sum()),
+            "max_rhat": max_rhat, "grad_evals_per_ess": grads / min_ess, "parameters": ", ".join(names)}  # fmt: skip
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def hierbayes_fit(formula, data, method, seed):
+    fit, wall = timed(lambda: hb.fit(formula, data, method=method, random_seed=seed, progressbar=False, **DRAWS))
+    return fit.idata, wall
+
+
+def bambi_fit(formula, data, seed):
+    import bambi as bmb
+
+    def run():
+        model = bmb.Model(formula, data)
+        return model.fit(inference_method="nutpie", random_seed=seed, progressbar=False, **DRAWS)
+
+    return timed(run)
+
+
+def handwritten_fit(data, seed, y="normexam", x="standLRT", group="school"):
+    """The non-centred PyMC model a user would write by hand: LKJCholeskyCov, nutpie."""
+
+    def run():
+        codes, levels = pd.factorize(data[group])
+        xv, yv = data[x].to_numpy(), data[y].to_numpy()
+        with pm.Model(coords={group: levels, "effect": ["(Intercept)", x]}):
+            b0 = pm.Normal("Intercept", 0, 2.5)
+            b1 = pm.Normal(x, 0, 2.5)
+            chol, corr, sds = pm.LKJCholeskyCov("chol", n=2, eta=2.0, sd_dist=pm.HalfStudentT.dist(3, 1.0),
+                                                compute_corr=True)  # fmt: skip
+            pm.Deterministic("sd", sds)
+            pm.Deterministic("cor", corr[0, 1])
+            z = pm.Normal("z", 0, 1, dims=(group, "effect"))
+            r = pt.dot(z, chol.T)
+            sigma = pm.HalfStudentT("sigma", 3, 1.0)
+            pm.Normal("y", b0 + b1 * xv + r[codes, 0] + r[codes, 1] * xv, sigma, observed=yv)
+            return pm.sample(nuts_sampler="nutpie", random_seed=seed, progressbar=False,
+                             compute_convergence_checks=False, **DRAWS)  # fmt: skip
+
+    return timed(run)
+
+
+def london(seed=1):
+    data = hb.datasets.load("london_exam")
+    formula = "normexam ~ standLRT + (standLRT | school)"
+    rows = []
+    idata, wall = hierbayes_fit(formula, data, "auto", seed)
+    rows.append(summarise("hierbayes auto (marginal)", idata, wall, ["school"]))
+    idata, wall = hierbayes_fit(formula, data, "full", seed)
+    rows.append(summarise("hierbayes full (non-centred)", idata, wall, ["school"]))
+    idata, wall = bambi_fit("normexam ~ standLRT + (standLRT | school)", data, seed)
+    rows.append(summarise("bambi + nutpie (uncorrelated)", idata, wall, ["school__factor_dim", "school"]))
+    idata, wall = handwritten_fit(data, seed)
+    rows.append(summarise("hand-written PyMC LKJ + nutpie", idata, wall, ["school"]))
+    # a refit of the same structure in the same process (compiled functions warm)
+    idata, wall = hierbayes_fit(formula, data, "auto", seed + 1)
+    rows.append(summarise("hierbayes auto, refit", idata, wall, ["school"]))
+    return rows
+
+
+def simulated(n_rows, n_groups, qs, seed=1):
+    rows = []
+    for q in qs:
+        data, formula = simulate(n_rows, n_groups, q, seed)
+        idata, wall = hierbayes_fit(formula, data, "auto", seed)
+        rows.append(summarise(f"hierbayes auto, {n_rows:,} rows / {n_groups:,} groups, q={q}", idata, wall, ["g"]))
+    return rows
+
+
+def main(which):
+    if which == "london":
+        rows = london()
+    elif which == "simulated":
+        rows = simulated(200_000, 2_000, (2, 3))
+    elif which == "simulated-2m":
+        rows = simulated(2_000_000, 20_000, (2,))
+    else:
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated or simulated-2m")
+    table = pd.DataFrame(rows)
+    if which == "london":
+        base = table.set_index("model")["ess_per_s"]
+        table["ess_per_s_vs_bambi"] = table["ess_per_s"] / base["bambi + nutpie (uncorrelated)"]
+        table["ess_per_s_vs_handwritten"] = table["ess_per_s"] / base["hand-written PyMC LKJ + nutpie"]
+    print(table.drop(columns="parameters").to_markdown(index=False, floatfmt=".3g")
+          if _has_tabulate() else table.drop(columns="parameters").to_string(index=False))
+    print("\nparameters in min ESS:")
+    for _, r in table.iterrows():
+        print(f"  {r['model']}: {r['parameters']}")
+
+
+def _has_tabulate():
+    try:
+        import tabulate  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "london")
