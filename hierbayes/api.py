@@ -6,8 +6,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from .build import build_model, choose_method
+from .build import build_model, choose_method, observed_name
 from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
@@ -74,8 +75,11 @@ def fit(
         from .marginal import draw_group_effects
 
         seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
-        for name, draws_ in draw_group_effects(design, idata.posterior.dataset, random_seed=seed).items():
+        effects, loglik = draw_group_effects(design, idata.posterior.dataset, random_seed=seed)
+        for name, draws_ in effects.items():
             idata.posterior[name] = draws_
+        # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
+        idata["log_likelihood"] = xr.Dataset({observed_name(design): loglik})
     watched = ["b", "sigma"] + [f"{p}_{b.name}" for b in design.blocks for p in ("sd", "r")]
     watched += [f"cor_{b.name}" for b in design.blocks if b.correlated]
     diagnostics = diagnose(idata, watched)

@@ -39,6 +39,11 @@ PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 METHODS = ("auto", "marginal", "full")
 
 
+def observed_name(design: Design) -> str:
+    """The observed variable's name: the response's, or ``y`` for an expression (``log(y)``)."""
+    return design.response if re.fullmatch(r"[A-Za-z_]\w*", design.response) else "y"
+
+
 def choose_method(design: Design, method: str = "auto") -> str:
     """``marginal`` (group effects integrated out) where it applies, else ``full``."""
     from .marginal import marginal_applies
@@ -71,8 +76,7 @@ def build_model(
         for block in design.blocks:
             mu = mu + _group_part(design, block, priors, chosen[block.name])
         sigma = _variable("sigma", [priors.get("sigma")])
-        name = design.response if re.fullmatch(r"[A-Za-z_]\w*", design.response) else "y"
-        pm.Normal(name, mu=mu, sigma=sigma, observed=design.y)
+        pm.Normal(observed_name(design), mu=mu, sigma=sigma, observed=design.y)
     return model
 
 

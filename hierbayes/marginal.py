@@ -43,6 +43,11 @@ class SufficientStats:
     ZtZ: np.ndarray = field(repr=False)  # (J, q, q)
     ZtX: np.ndarray = field(repr=False)  # (J, q, p)
     Zty: np.ndarray = field(repr=False)  # (J, q)
+    # per group, for the pointwise (per-group) log-likelihood after sampling
+    n_j: np.ndarray = field(repr=False)  # (J,)
+    yty_j: np.ndarray = field(repr=False)  # (J,)
+    Xty_j: np.ndarray = field(repr=False)  # (J, p)
+    XtX_j: np.ndarray = field(repr=False)  # (J, p, p)
 
 
 def marginal_applies(design) -> tuple[bool, str]:
@@ -77,8 +82,14 @@ def sufficient_stats(design) -> SufficientStats:
             ZtZ[:, a, b] = ZtZ[:, b, a] = per_group(Z[:, a] * Z[:, b])
     ZtX = np.stack([np.stack([per_group(Z[:, a] * X[:, k]) for k in range(p)], axis=-1) for a in range(q)], axis=1)
     Zty = np.stack([per_group(Z[:, a] * y) for a in range(q)], axis=-1)
+    XtX_j = np.empty((J, p, p))
+    for a in range(p):
+        for b in range(a, p):
+            XtX_j[:, a, b] = XtX_j[:, b, a] = per_group(X[:, a] * X[:, b])
+    Xty_j = np.stack([per_group(X[:, k] * y) for k in range(p)], axis=-1).reshape(J, p)
     return SufficientStats(n=len(y), yty=float(y @ y), Xty=X.T @ y, XtX=X.T @ X, ZtZ=ZtZ,
-                           ZtX=ZtX.reshape(J, q, p), Zty=Zty)  # fmt: skip
+                           ZtX=ZtX.reshape(J, q, p), Zty=Zty, n_j=np.bincount(codes, minlength=J).astype(float),
+                           yty_j=per_group(y * y), Xty_j=Xty_j, XtX_j=XtX_j)  # fmt: skip
 
 
 def add_marginal_likelihood(design, b, Lambda, sigma, name: str = "marginal_loglik"):
@@ -160,9 +171,11 @@ def lambda_draws(design, posterior: xr.Dataset) -> np.ndarray:
     return out
 
 
-def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: int = 100) -> dict[str, xr.DataArray]:
-    """Exact draws of every block's group effects given each posterior draw: ``r_<block>``.
+def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: int = 100):
+    """Exact draws of every block's group effects given each posterior draw: ``r_<block>``,
+    and each group's marginal log-likelihood log N(y_j | X_j beta, V_j) per draw.
 
+    Returns ({``r_<block>``: draws}, log-likelihood draws with dims (chain, draw, group)).
     Vectorised over groups and over chunks of draws; the Cholesky factor and the solves are
     element-wise in q, as in the likelihood.
     """
@@ -175,6 +188,7 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
     shape = b.shape[:2]
     b, sigma, lam = b.reshape(-1, b.shape[-1]), sigma.reshape(-1), lam.reshape(-1, q, q)
     effects = np.empty((len(b), J, q))
+    loglik = np.empty((len(b), J))
     for start in range(0, len(b), chunk):
         sl = slice(start, start + chunk)
         s2 = sigma[sl, None] ** 2  # (S, 1)
@@ -185,6 +199,10 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         L = _cholesky(M)
         # mean m = Mt^{-1} u: forward then backward substitution; draw = m + L^{-T} z
         w = _forward(L, [u[..., a] for a in range(q)])
+        bs = b[sl]
+        rtr = s.yty_j[None] - 2 * np.einsum("jp,sp->sj", s.Xty_j, bs) + np.einsum("sp,jpk,sk->sj", bs, s.XtX_j, bs)
+        logdet = 2 * sum(np.log(L[a][a]) for a in range(q))
+        loglik[sl] = -0.5 * (s.n_j[None] * np.log(2 * np.pi * s2) + logdet + rtr / s2 - sum(wa**2 for wa in w))
         z = rng.standard_normal((*u.shape[:2], q))
         eta = _backward(L, [w[a] + z[..., a] for a in range(q)])
         eta = np.stack(eta, axis=-1)  # (S, J, q)
@@ -201,7 +219,8 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
                     f"{block.name}__effect": list(block.terms)},
         )  # fmt: skip
         start += block.size
-    return out
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, factor: levels}
+    return out, xr.DataArray(loglik.reshape(*shape, J), dims=("chain", "draw", factor), coords=coords)
 
 
 def _backward(L, v):

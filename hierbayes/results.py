@@ -200,6 +200,22 @@ class FitResult:
 
         return write_report(self, out, at=at, frequentist=frequentist, figures=figures)
 
+    def loo(self, **kwargs):
+        """PSIS-LOO (``arviz.loo``) of the fit.
+
+        Marginal path: the pointwise terms are whole groups, log N(y_j | X_j beta, V_j) with
+        the group's effects integrated out, so LOO estimates how well the model predicts a
+        *new group* (leave-one-group-out). Full path: the terms are single rows given their
+        group's drawn effects (computed on first use), so LOO estimates prediction of a new
+        row in a known group. The two answer different questions and are not comparable;
+        compare models fitted by the same method.
+        """
+        import arviz as az
+
+        if "log_likelihood" not in self.idata.children:
+            pm.compute_log_likelihood(self.idata, model=self.model, progressbar=False)
+        return az.loo(self.idata, **kwargs)
+
     def prior_table(self) -> pd.DataFrame:
         """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""
         return self.priors.table()

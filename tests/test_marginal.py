@@ -134,3 +134,22 @@ def test_marginal_summary_says_so(fits):
     fit, _ = fits("sleepstudy_rs_reml")
     assert "group effects integrated out" in fit.summary()
     assert "z_Subject" not in fit.posterior and "r_Subject" in fit.posterior
+
+
+@pytest.mark.sampling
+def test_per_group_log_likelihood_and_leave_one_group_out(fits):
+    fit, _ = fits("sleepstudy_rs_reml")
+    ll = fit.idata.log_likelihood["Reaction"]
+    assert ll.dims == ("chain", "draw", "Subject") and ll.sizes["Subject"] == 18
+    post = fit.posterior.isel(chain=0, draw=5)
+    d = fit.design
+    sd, cor = post["sd_Subject"].values, post["cor_Subject"].values
+    G = np.outer(sd, sd) * cor
+    sigma = float(post["sigma"])
+    for j in (0, 7):
+        rows = d.factors["Subject"].codes == j
+        Z = d.blocks[0].Z[rows]
+        dense = multivariate_normal(d.X[rows] @ post["b"].values, sigma**2 * np.eye(rows.sum()) + Z @ G @ Z.T)
+        assert float(ll.isel(chain=0, draw=5, Subject=j)) == pytest.approx(dense.logpdf(d.y[rows]), rel=1e-10)
+    loo = fit.loo()
+    assert loo.n_data_points == 18

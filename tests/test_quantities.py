@@ -319,3 +319,9 @@ def test_compare_frequentist_on_crossed_factors(fits):
     table = fit.compare_frequentist("REML").set_index(["kind", "grp"])
     assert table.loc[("sd", "plate"), "freq_estimate"] == pytest.approx(0.8467, abs=1e-3)
     assert table.loc[("sd", "sample"), "freq_estimate"] == pytest.approx(1.9316, abs=1e-3)
+
+
+def test_loo_on_the_full_model_is_per_row(fits):
+    fit, _ = fits("penicillin_crossed_reml")  # crossed factors: the full model
+    assert fit.method == "full"
+    assert fit.loo().n_data_points == 144
