@@ -80,7 +80,9 @@ def fit(
             idata.posterior[name] = draws_
         # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
         idata["log_likelihood"] = xr.Dataset({observed_name(design): loglik})
-    watched = ["b", "sigma"] + [f"{p}_{b.name}" for b in design.blocks for p in ("sd", "r")]
+    # sampled group effects are checked too; exact draws afterwards (marginal) need no check
+    sampled = ("sd",) if method == "marginal" else ("sd", "r")
+    watched = ["b", "sigma"] + [f"{p}_{b.name}" for b in design.blocks for p in sampled]
     watched += [f"cor_{b.name}" for b in design.blocks if b.correlated]
     diagnostics = diagnose(idata, watched)
     for message in diagnostics.messages:

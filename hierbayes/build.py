@@ -97,13 +97,19 @@ def _marginal_model(design: Design, priors: Priors) -> pm.Model:
     q = sum(b.size for b in design.blocks)
     with pm.Model(coords=_coords(design)) as model:
         _, b = _fixed_part(design, priors, rows=False)
-        Lambda = pt.zeros((q, q))
+        # Lambda = blockdiag(diag(sd) L) entry by entry; None marks a structural zero
+        Lambda: list[list] = [[None] * q for _ in range(q)]
         start = 0
         for block in design.blocks:
             sd = _variable(f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms],
                            dims=f"{block.name}__effect")  # fmt: skip
-            part = _correlation(block, priors) * sd[:, None] if block.correlated else pt.diag(sd)
-            Lambda = pt.set_subtensor(Lambda[start : start + block.size, start : start + block.size], part)
+            chol = _correlation(block, priors) if block.correlated else None
+            for i in range(block.size):
+                for k in range(i + 1):
+                    if chol is not None:
+                        Lambda[start + i][start + k] = sd[i] * chol[i, k]
+                    elif i == k:
+                        Lambda[start + i][start + i] = sd[i]
             start += block.size
         sigma = _variable("sigma", [priors.get("sigma")])
         add_marginal_likelihood(design, b, Lambda, sigma)

@@ -95,35 +95,34 @@ def sufficient_stats(design) -> SufficientStats:
 def add_marginal_likelihood(design, b, Lambda, sigma, name: str = "marginal_loglik"):
     """Add the integrated-out likelihood of ``design`` to the model in context (a Potential).
 
-    ``b``: fixed effects on the data's scale (p,); ``Lambda``: Cholesky factor of G (q, q);
-    ``sigma``: the residual SD. Returns the per-group log-likelihood terms (J,).
+    ``b``: fixed effects on the data's scale (p,); ``Lambda``: the Cholesky factor of G as a
+    q x q list of lists of scalars, ``None`` for structural zeros (a block-diagonal G leaves
+    many); ``sigma``: the residual SD. Every per-group quantity is a length-J vector, so the
+    graph is element-wise arithmetic (no batched linear algebra). Returns the per-group terms.
     """
     s = sufficient_stats(design)
     q = s.ZtZ.shape[1]
     sigma2 = sigma**2
-    ZtZ = pt.as_tensor_variable(s.ZtZ)
-    # Z_j' r_j = Z_j'y_j - Z_j'X_j b,  r'r = y'y - 2 b'X'y + b'X'X b
-    Ztr = pt.as_tensor_variable(s.Zty) - pt.dot(pt.as_tensor_variable(s.ZtX), b)  # (J, q)
+    # Z_j' r_j = Z_j'y_j - Z_j'X_j b per column of Z;  r'r = y'y - 2 b'X'y + b'X'X b
+    Ztr = [s.Zty[:, k] - pt.dot(s.ZtX[:, k, :], b) for k in range(q)]
     rtr = s.yty - 2 * pt.dot(b, s.Xty) + pt.dot(b, pt.dot(s.XtX, b))
-    u = pt.dot(Ztr, Lambda) / sigma2  # rows are (Lambda' Z_j'r_j)'
-    K = pt.tensordot(pt.dot(ZtZ, Lambda), Lambda, axes=[[1], [0]])  # (J, q, q): Lambda' A_j Lambda
-    M = [[(float(a == c) + K[:, a, c] / sigma2) for c in range(q)] for a in range(q)]
+    nonzero = [[k for k in range(q) if Lambda[k][a] is not None] for a in range(q)]  # rows of column a
+    u = [sum(Ztr[k] * Lambda[k][a] for k in nonzero[a]) / sigma2 for a in range(q)]
+    M = [[None] * q for _ in range(q)]
+    for a in range(q):
+        for c in range(a + 1):
+            K = sum(Lambda[k][a] * Lambda[m][c] * s.ZtZ[:, k, m] for k in nonzero[a] for m in nonzero[c])
+            M[a][c] = M[c][a] = float(a == c) + K / sigma2
     chol = _cholesky(M)
-    w = _forward(chol, [u[:, a] for a in range(q)])
+    w = _forward(chol, u)
     logdet = 2 * sum(pt.log(chol[a][a]) for a in range(q))
     quad_correction = sum(wa**2 for wa in w)
-    n_j = _group_sizes(design)
-    # per group: -0.5 (n_j log 2 pi sigma^2 + log|Mt_j| + r_j'r_j/sigma^2 - u'Mt^{-1}u); the
-    # r_j'r_j part is only needed in total, so it is added once
-    per_group = -0.5 * (n_j * pt.log(2 * np.pi * sigma2) + logdet - quad_correction)
+    # per group: -0.5 (n_j log 2 pi sigma^2 + log|Mt_j| - u'Mt^{-1}u); the r_j'r_j / sigma^2
+    # part is only needed in total, so it is added once
+    per_group = -0.5 * (s.n_j * pt.log(2 * np.pi * sigma2) + logdet - quad_correction)
     total = pt.sum(per_group) - 0.5 * rtr / sigma2
     pm.Potential(name, total)
     return per_group
-
-
-def _group_sizes(design) -> np.ndarray:
-    factor = design.factors[design.blocks[0].group]
-    return np.bincount(factor.codes, minlength=factor.n_levels).astype(float)
 
 
 def _cholesky(M):
@@ -194,7 +193,7 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         s2 = sigma[sl, None] ** 2  # (S, 1)
         Ztr = s.Zty[None] - np.einsum("jqp,sp->sjq", s.ZtX, b[sl])  # (S, J, q)
         u = np.einsum("sjk,ska->sja", Ztr, lam[sl]) / s2[..., None]  # Lambda' Z'r / sigma^2
-        K = np.einsum("ska,jkl,slc->sjac", lam[sl], s.ZtZ, lam[sl]) / s2[..., None, None]
+        K = np.einsum("ska,sjkc->sjac", lam[sl], np.einsum("jkl,slc->sjkc", s.ZtZ, lam[sl])) / s2[..., None, None]
         M = [[K[..., a, c] + (a == c) for c in range(q)] for a in range(q)]
         L = _cholesky(M)
         # mean m = Mt^{-1} u: forward then backward substitution; draw = m + L^{-T} z
