@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py london            # London: 4 samplers, 4 chains x 1000 x 1000
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2
+    .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
 wall time split into compile (everything before the first draw: building, compiling, and
@@ -25,7 +26,7 @@ import pytensor.tensor as pt
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import hierbayes as hb  # noqa: E402
-from simulate import simulate  # noqa: E402
+from simulate import simulate, simulate_crossed  # noqa: E402
 
 DRAWS = dict(draws=1000, tune=1000, chains=4)
 
@@ -121,6 +122,15 @@ def simulated(n_rows, n_groups, qs, seed=1):
     return rows
 
 
+def crossed(seed=1, methods=("auto", "full")):
+    data, formula = simulate_crossed(seed=seed)
+    rows = []
+    for method in methods:
+        idata, wall = hierbayes_fit(formula, data, method, seed)
+        rows.append(summarise(f"hierbayes {method}, crossed 73k rows, 3,000 x 1,100", idata, wall, ["subject", "item"]))
+    return rows
+
+
 def main(which):
     if which == "london":
         rows = london()
@@ -128,8 +138,10 @@ def main(which):
         rows = simulated(200_000, 2_000, (2, 3))
     elif which == "simulated-2m":
         rows = simulated(2_000_000, 20_000, (2,))
+    elif which == "crossed":
+        rows = crossed()
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated or simulated-2m")
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m or crossed")
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]

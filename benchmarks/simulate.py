@@ -24,3 +24,15 @@ def simulate(n_rows: int, n_groups: int, q: int, seed: int = 1) -> tuple[pd.Data
     data = pd.DataFrame({"y": y, **{s: X[:, k + 1] for k, s in enumerate(slopes)}, "g": [f"g{j}" for j in g]})
     rhs = " + ".join(slopes) if slopes else "1"
     return data, f"y ~ {rhs} + ({rhs} | g)"
+
+
+def simulate_crossed(n_rows: int = 73_000, n_subjects: int = 3_000, n_items: int = 1_100, seed: int = 1):
+    """Crossed subjects and items (a psycholinguistics design): each row one subject's
+    response to one item, random intercepts for both, subject SD 0.5, item SD 0.3, residual 1."""
+    rng = np.random.default_rng(seed)
+    subject = rng.integers(n_subjects, size=n_rows)
+    item = rng.integers(n_items, size=n_rows)
+    x = rng.normal(size=n_rows)
+    y = 1 + 0.5 * x + rng.normal(0, 0.5, n_subjects)[subject] + rng.normal(0, 0.3, n_items)[item] + rng.normal(size=n_rows)
+    data = pd.DataFrame({"y": y, "x": x, "subject": [f"s{k}" for k in subject], "item": [f"i{k}" for k in item]})
+    return data, "y ~ x + (1 | subject) + (1 | item)"

@@ -9,6 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from .build import build_model, choose_method, observed_name
+from .marginal import integrated_blocks
 from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
@@ -56,9 +57,10 @@ def fit(
     Divergences, R-hat > 1.01 and ESS < 400 are reported as warnings that say what to try.
     ``parameterization`` ("auto", "centered", "noncentered", or a dict by block name) chooses
     how group effects are sampled; "auto" centres one-term blocks whose groups are well informed.
-    ``method``: "marginal" integrates the group effects out of the sampler (Gaussian, blocks on
-    one grouping factor) and draws them exactly afterwards; "full" samples them; "auto" (the
-    default) picks marginal where it applies. ``fit.method`` says which was used.
+    ``method``: "marginal" integrates the group effects out of the sampler and draws them
+    exactly afterwards (with several grouping factors, those of the factor with the most
+    levels; the others are sampled); "full" samples them all; "auto" (the default) picks
+    marginal where it applies. ``fit.method`` says which was used.
     """
     _check_family(family)
     sampler = available_sampler(sampler)
@@ -81,8 +83,9 @@ def fit(
         # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
         idata["log_likelihood"] = xr.Dataset({observed_name(design): loglik})
     # sampled group effects are checked too; exact draws afterwards (marginal) need no check
-    sampled = ("sd",) if method == "marginal" else ("sd", "r")
-    watched = ["b", "sigma"] + [f"{p}_{b.name}" for b in design.blocks for p in sampled]
+    exact = {b.name for b in integrated_blocks(design)} if method == "marginal" else set()
+    watched = ["b", "sigma"] + [f"sd_{b.name}" for b in design.blocks]
+    watched += [f"r_{b.name}" for b in design.blocks if b.name not in exact]
     watched += [f"cor_{b.name}" for b in design.blocks if b.correlated]
     diagnostics = diagnose(idata, watched)
     for message in diagnostics.messages:

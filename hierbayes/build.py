@@ -69,7 +69,7 @@ def build_model(
     """
     priors = make_priors(design, priors)
     if choose_method(design, method) == "marginal":
-        return _marginal_model(design, priors)
+        return _marginal_model(design, priors, parameterization)
     chosen = choose_parameterization(design, parameterization)
     with pm.Model(coords=_coords(design)) as model:
         mu, _ = _fixed_part(design, priors)
@@ -90,17 +90,22 @@ def _coords(design: Design) -> dict:
     return coords
 
 
-def _marginal_model(design: Design, priors: Priors) -> pm.Model:
-    """Fixed effects, SDs, LKJ correlations and sigma; the group effects integrated out."""
-    from .marginal import add_marginal_likelihood
+def _marginal_model(design: Design, priors: Priors, parameterization="auto") -> pm.Model:
+    """Fixed effects, SDs, LKJ correlations and sigma; the group effects of the factor with
+    the most levels integrated out, those of any other factor sampled as in the full model."""
+    from .marginal import add_marginal_likelihood, integrated_blocks, sampled_blocks
 
-    q = sum(b.size for b in design.blocks)
+    blocks, others = integrated_blocks(design), sampled_blocks(design)
+    chosen = choose_parameterization(design, parameterization) if others else {}
+    q = sum(b.size for b in blocks)
     with pm.Model(coords=_coords(design)) as model:
-        _, b = _fixed_part(design, priors, rows=False)
+        mu, b = _fixed_part(design, priors, rows=bool(others))
+        for block in others:
+            mu = mu + _group_part(design, block, priors, chosen[block.name])
         # Lambda = blockdiag(diag(sd) L) entry by entry; None marks a structural zero
         Lambda: list[list] = [[None] * q for _ in range(q)]
         start = 0
-        for block in design.blocks:
+        for block in blocks:
             sd = _variable(f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms],
                            dims=f"{block.name}__effect")  # fmt: skip
             chol = _correlation(block, priors) if block.correlated else None
@@ -112,7 +117,7 @@ def _marginal_model(design: Design, priors: Priors) -> pm.Model:
                         Lambda[start + i][start + i] = sd[i]
             start += block.size
         sigma = _variable("sigma", [priors.get("sigma")])
-        add_marginal_likelihood(design, b, Lambda, sigma)
+        add_marginal_likelihood(design, b, Lambda, sigma, mu_rows=mu if others else None)
     return model
 
 

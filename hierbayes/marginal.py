@@ -14,7 +14,12 @@ gradient costs O(J q^3) whatever the number of rows. The q x q Cholesky factor o
 the triangular solve are written out element by element on length-J vectors: PyTensor's
 batched (Blockwise) linear algebra over J small matrices was 20-40x slower (shared notes).
 
-NUTS samples only beta, the SDs, the LKJ correlations and sigma. Afterwards, for every
+With several grouping factors (crossed or nested), the factor with the most levels is
+integrated out and the others are sampled as in the full model (Lai, Domke & Sheldon 2024):
+the residual then subtracts their effects row by row, so a gradient costs O(n) again, but
+the largest set of group effects, and its funnel, leave the sampler.
+
+NUTS samples only beta, the SDs, the LKJ correlations and sigma (and the other factors' effects). Afterwards, for every
 posterior draw, b_j = Lambda eta_j with eta_j ~ N(Mt_j^{-1} u_j, Mt_j^{-1}): exact draws from
 the conditional posterior of the group effects, stored as ``r_<block>`` like the full
 model's, so every table, plot and prediction works the same.
@@ -29,7 +34,10 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-__all__ = ["SufficientStats", "sufficient_stats", "marginal_applies", "add_marginal_likelihood", "draw_group_effects"]
+__all__ = [
+    "SufficientStats", "sufficient_stats", "marginal_applies", "integrated_factor", "add_marginal_likelihood",
+    "draw_group_effects",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,22 +62,35 @@ def marginal_applies(design) -> tuple[bool, str]:
     """Whether the group effects can be integrated out here, and if not, why."""
     if not design.blocks:
         return False, "the model has no group-level effects"
-    factors = {b.group for b in design.blocks}
-    if len(factors) > 1:
-        return False, (f"its blocks are on {len(factors)} grouping factors ({', '.join(sorted(factors))}); "
-                       "the marginal path handles blocks on one grouping factor")  # fmt: skip
     return True, ""
 
 
+def integrated_factor(design) -> str:
+    """The grouping factor whose effects are integrated out: the one with the most levels."""
+    factors = list(dict.fromkeys(b.group for b in design.blocks))
+    return max(factors, key=lambda f: design.factors[f].n_levels)
+
+
+def integrated_blocks(design) -> list:
+    factor = integrated_factor(design)
+    return [b for b in design.blocks if b.group == factor]
+
+
+def sampled_blocks(design) -> list:
+    """Blocks of the other grouping factors: sampled as in the full model."""
+    factor = integrated_factor(design)
+    return [b for b in design.blocks if b.group != factor]
+
+
 def factor_Z(design) -> np.ndarray:
-    """The Z columns of every block, side by side (all blocks share one grouping factor)."""
-    return np.column_stack([b.Z for b in design.blocks])
+    """The Z columns of the integrated factor's blocks, side by side."""
+    return np.column_stack([b.Z for b in integrated_blocks(design)])
 
 
 def sufficient_stats(design) -> SufficientStats:
     """Per-group cross-products by one pass of ``np.bincount`` per pair of columns."""
-    codes = design.factors[design.blocks[0].group].codes
-    J = design.factors[design.blocks[0].group].n_levels
+    factor = design.factors[integrated_factor(design)]
+    codes, J = factor.codes, factor.n_levels
     Z, X, y = factor_Z(design), design.X, design.y
     q, p = Z.shape[1], X.shape[1]
 
@@ -92,20 +113,29 @@ def sufficient_stats(design) -> SufficientStats:
                            yty_j=per_group(y * y), Xty_j=Xty_j, XtX_j=XtX_j)  # fmt: skip
 
 
-def add_marginal_likelihood(design, b, Lambda, sigma, name: str = "marginal_loglik"):
+def add_marginal_likelihood(design, b, Lambda, sigma, mu_rows=None, name: str = "marginal_loglik"):
     """Add the integrated-out likelihood of ``design`` to the model in context (a Potential).
 
-    ``b``: fixed effects on the data's scale (p,); ``Lambda``: the Cholesky factor of G as a
-    q x q list of lists of scalars, ``None`` for structural zeros (a block-diagonal G leaves
-    many); ``sigma``: the residual SD. Every per-group quantity is a length-J vector, so the
-    graph is element-wise arithmetic (no batched linear algebra). Returns the per-group terms.
+    ``b``: fixed effects on the data's scale (p,); ``Lambda``: the Cholesky factor of the
+    integrated factor's G as a q x q list of lists of scalars, ``None`` for structural zeros
+    (a block-diagonal G leaves many); ``sigma``: the residual SD; ``mu_rows``: with other
+    factors sampled, X beta plus their effects for every row (else None: sufficient
+    statistics only). Every per-group quantity is a length-J vector, so the graph is
+    element-wise arithmetic (no batched linear algebra). Returns the per-group terms.
     """
     s = sufficient_stats(design)
     q = s.ZtZ.shape[1]
     sigma2 = sigma**2
-    # Z_j' r_j = Z_j'y_j - Z_j'X_j b per column of Z;  r'r = y'y - 2 b'X'y + b'X'X b
-    Ztr = [s.Zty[:, k] - pt.dot(s.ZtX[:, k, :], b) for k in range(q)]
-    rtr = s.yty - 2 * pt.dot(b, s.Xty) + pt.dot(b, pt.dot(s.XtX, b))
+    if mu_rows is None:
+        # Z_j' r_j = Z_j'y_j - Z_j'X_j b per column of Z;  r'r = y'y - 2 b'X'y + b'X'X b
+        Ztr = [s.Zty[:, k] - pt.dot(s.ZtX[:, k, :], b) for k in range(q)]
+        rtr = s.yty - 2 * pt.dot(b, s.Xty) + pt.dot(b, pt.dot(s.XtX, b))
+    else:  # the residual row by row, summed per group
+        factor = design.factors[integrated_factor(design)]
+        r = design.y - mu_rows
+        Z = factor_Z(design)
+        Ztr = [pt.inc_subtensor(pt.zeros(factor.n_levels)[factor.codes], Z[:, k] * r) for k in range(q)]
+        rtr = pt.sum(r**2)
     nonzero = [[k for k in range(q) if Lambda[k][a] is not None] for a in range(q)]  # rows of column a
     u = [sum(Ztr[k] * Lambda[k][a] for k in nonzero[a]) / sigma2 for a in range(q)]
     M = [[None] * q for _ in range(q)]
@@ -152,13 +182,13 @@ def _sqrt(x):
 
 
 def lambda_draws(design, posterior: xr.Dataset) -> np.ndarray:
-    """Draws of Lambda, the Cholesky factor of G: (chain, draw, q, q), block diagonal."""
-    sizes = [b.size for b in design.blocks]
-    q = sum(sizes)
+    """Draws of Lambda, the Cholesky factor of the integrated factor's G: (chain, draw, q, q)."""
+    blocks = integrated_blocks(design)
+    q = sum(b.size for b in blocks)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.zeros((chains, draws, q, q))
     start = 0
-    for block in design.blocks:
+    for block in blocks:
         sd = posterior[f"sd_{block.name}"].transpose("chain", "draw", ...).values
         sl = slice(start, start + block.size)
         if block.correlated:
@@ -186,20 +216,19 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
     lam = lambda_draws(design, posterior)
     shape = b.shape[:2]
     b, sigma, lam = b.reshape(-1, b.shape[-1]), sigma.reshape(-1), lam.reshape(-1, q, q)
+    residuals = _Residuals(design, posterior, b)
     effects = np.empty((len(b), J, q))
     loglik = np.empty((len(b), J))
     for start in range(0, len(b), chunk):
         sl = slice(start, start + chunk)
         s2 = sigma[sl, None] ** 2  # (S, 1)
-        Ztr = s.Zty[None] - np.einsum("jqp,sp->sjq", s.ZtX, b[sl])  # (S, J, q)
+        Ztr, rtr = residuals.cross_products(sl, s)  # (S, J, q), (S, J)
         u = np.einsum("sjk,ska->sja", Ztr, lam[sl]) / s2[..., None]  # Lambda' Z'r / sigma^2
         K = np.einsum("ska,sjkc->sjac", lam[sl], np.einsum("jkl,slc->sjkc", s.ZtZ, lam[sl])) / s2[..., None, None]
         M = [[K[..., a, c] + (a == c) for c in range(q)] for a in range(q)]
         L = _cholesky(M)
         # mean m = Mt^{-1} u: forward then backward substitution; draw = m + L^{-T} z
         w = _forward(L, [u[..., a] for a in range(q)])
-        bs = b[sl]
-        rtr = s.yty_j[None] - 2 * np.einsum("jp,sp->sj", s.Xty_j, bs) + np.einsum("sp,jpk,sk->sj", bs, s.XtX_j, bs)
         logdet = 2 * sum(np.log(L[a][a]) for a in range(q))
         loglik[sl] = -0.5 * (s.n_j[None] * np.log(2 * np.pi * s2) + logdet + rtr / s2 - sum(wa**2 for wa in w))
         z = rng.standard_normal((*u.shape[:2], q))
@@ -207,10 +236,10 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         eta = np.stack(eta, axis=-1)  # (S, J, q)
         effects[sl] = np.einsum("sac,sjc->sja", lam[sl], eta)
     effects = effects.reshape(*shape, J, q)
-    factor = design.blocks[0].group
+    factor = integrated_factor(design)
     levels = list(design.factors[factor].levels)
     out, start = {}, 0
-    for block in design.blocks:
+    for block in integrated_blocks(design):
         values = effects[..., start : start + block.size]
         out[f"r_{block.name}"] = xr.DataArray(
             values, dims=("chain", "draw", factor, f"{block.name}__effect"),
@@ -220,6 +249,41 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         start += block.size
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, factor: levels}
     return out, xr.DataArray(loglik.reshape(*shape, J), dims=("chain", "draw", factor), coords=coords)
+
+
+class _Residuals:
+    """Per draw and group: Z_j' r_j and r_j' r_j, with r = y - X beta - (other factors' effects)."""
+
+    def __init__(self, design, posterior, b):
+        self.design, self.b = design, b
+        self.others = []
+        for block in sampled_blocks(design):
+            r = posterior[f"r_{block.name}"].transpose("chain", "draw", ...).values
+            self.others.append((r.reshape(-1, *r.shape[2:]), design.factors[block.group].codes, block.Z))
+
+    def cross_products(self, sl, s):
+        b = self.b[sl]
+        if not self.others:  # from the sufficient statistics alone
+            Ztr = s.Zty[None] - np.einsum("jqp,sp->sjq", s.ZtX, b)
+            rtr = s.yty_j[None] - 2 * np.einsum("jp,sp->sj", s.Xty_j, b) + np.einsum("sp,jpk,sk->sj", b, s.XtX_j, b)
+            return Ztr, rtr
+        d = self.design
+        r = d.y[None] - b @ d.X.T  # (S, n)
+        for draws, codes, Z in self.others:
+            r = r - np.einsum("snk,nk->sn", draws[sl][:, codes, :], Z)
+        factor = d.factors[integrated_factor(d)]
+        Z = factor_Z(d)
+        J = factor.n_levels
+        Ztr = np.stack([_group_sums(r * Z[:, k], factor.codes, J) for k in range(Z.shape[1])], axis=-1)
+        return Ztr, _group_sums(r**2, factor.codes, J)
+
+
+def _group_sums(values, codes, n_groups):
+    """Sums over the last axis by group: (S, n) -> (S, J)."""
+    from scipy import sparse
+
+    indicator = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes)))
+    return np.asarray((indicator @ values.T).T)
 
 
 def _backward(L, v):

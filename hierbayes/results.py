@@ -211,9 +211,15 @@ class FitResult:
         compare models fitted by the same method.
         """
         import arviz as az
+        from scipy.stats import norm
 
-        if "log_likelihood" not in self.idata.children:
-            pm.compute_log_likelihood(self.idata, model=self.model, progressbar=False)
+        from .build import observed_name
+
+        if "log_likelihood" not in self.idata.children:  # full path: per row, given the effects
+            mu = self.predict(draws=True)
+            sigma = self.posterior["sigma"].values[..., None]
+            ll = xr.DataArray(norm.logpdf(self.design.y, mu.values, sigma), dims=mu.dims, coords=mu.coords)
+            self.idata["log_likelihood"] = xr.Dataset({observed_name(self.design): ll})
         return az.loo(self.idata, **kwargs)
 
     def prior_table(self) -> pd.DataFrame:
@@ -230,7 +236,8 @@ class FitResult:
         pct = f"{prob:.0%}"
         lines = [
             f"Bayesian linear mixed model (Gaussian), NUTS via {self.sampler}"
-            + (", group effects integrated out (drawn exactly afterwards)" if self.method == "marginal" else ""),
+            + (f", group effects of {self._integrated()} integrated out (drawn exactly afterwards)"
+               if self.method == "marginal" else ""),
             f"Formula: {d.spec.formula}",
             f"   Data: {d.n_obs} observations"
             + (f" ({d.n_dropped} rows with missing values dropped)" if d.n_dropped else ""),
@@ -263,6 +270,11 @@ class FitResult:
         return self.summary()
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _integrated(self) -> str:
+        from .marginal import integrated_factor
+
+        return repr(integrated_factor(self.design))
 
     def _blocks(self, group):
         blocks = [b for b in self.design.blocks if group is None or b.group == group]

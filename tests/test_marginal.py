@@ -30,7 +30,7 @@ def _point_values(model, seed):
     rng = np.random.default_rng(seed)
     point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in model.initial_point().items()}
     names = [v.name for v in model.deterministics] + [p.name for p in model.potentials]
-    names += [v.name for v in model.free_RVs if v.name.startswith(("sd_", "sigma"))]
+    names += [v.name for v in model.free_RVs if v.name.startswith(("sd_", "sigma", "r_"))]
     outs = [model[n] for n in names]
     values = model.compile_fn(model.replace_rvs_by_values(outs), inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=False)(**point)  # fmt: skip
@@ -43,21 +43,34 @@ def _point_values(model, seed):
     "y ~ x + (x || g)",                     # two independent blocks on one factor
     "y ~ x + (x | g) + (0 + w | g)",        # a correlated block and an independent one
     "y ~ 1 + (1 | g)",                      # intercept only
+    "y ~ x + (x | g) + (1 | h)",            # crossed: g (7 levels) out, h (2) sampled
+    "y ~ x + (1 | h/g)",                    # nested: h:g out, h sampled
 ])  # fmt: skip
 def test_marginal_log_likelihood_is_the_dense_normal_density(formula):
-    design = hb.make_design(formula, _data())
+    """The Potential equals log N(y | X b + Z_s b_s, sigma^2 I + Z G Z'): the integrated
+    factor's effects in the covariance, any sampled factor's effects in the mean."""
+    from hierbayes.marginal import integrated_factor
+
+    data = _data()
+    data["h"] = np.where(np.arange(len(data)) % 2 == 0, "odd", "even")
+    design = hb.make_design(formula, data)
     model = hb.build_model(design, method="marginal")
+    out = integrated_factor(design)
     for seed in (0, 1):
         v = _point_values(model, seed)
         b, sigma = v["b"], float(v["sigma"])
-        codes = design.factors["g"].codes
+        mean = design.X @ b
         V = sigma**2 * np.eye(design.n_obs)
         for block in design.blocks:
+            codes = design.factors[block.group].codes
+            if block.group != out:
+                mean = mean + (v[f"r_{block.name}"][codes] * block.Z).sum(axis=1)
+                continue
             sd = v[f"sd_{block.name}"]
             cor = v[f"cor_{block.name}"] if block.correlated else np.eye(block.size)
             G = np.outer(sd, sd) * cor
             V += (codes[:, None] == codes[None, :]) * (block.Z @ G @ block.Z.T)
-        dense = multivariate_normal(design.X @ b, V).logpdf(design.y)
+        dense = multivariate_normal(mean, V).logpdf(design.y)
         assert float(v["marginal_loglik"]) == pytest.approx(dense, rel=1e-10, abs=1e-8)
 
 
@@ -73,12 +86,15 @@ def test_sufficient_statistics_are_per_group_cross_products():
 
 
 def test_method_choice():
+    from hierbayes.marginal import integrated_factor
+
     data = _data()
     data["h"] = np.where(data["x"] > 0, "a", "b")
     assert choose_method(hb.make_design("y ~ x + (x | g)", data)) == "marginal"
-    assert choose_method(hb.make_design("y ~ x + (1 | g) + (1 | h)", data)) == "full"
-    with pytest.raises(ValueError, match="does not apply: its blocks are on 2 grouping factors"):
-        choose_method(hb.make_design("y ~ x + (1 | g) + (1 | h)", data), "marginal")
+    crossed = hb.make_design("y ~ x + (1 | g) + (1 | h)", data)
+    assert choose_method(crossed) == "marginal" and integrated_factor(crossed) == "g"  # 7 levels > 2
+    with pytest.raises(ValueError, match="does not apply: the model has no group-level effects"):
+        choose_method(hb.make_design("y ~ x", data), "marginal")
     with pytest.raises(ValueError, match="method must be one of"):
         choose_method(hb.make_design("y ~ x + (1 | g)", data), "laplace")
 
@@ -91,7 +107,8 @@ def full_fits():
     """The full (non-centred) model of two reference models, for comparison with the default."""
     out = {}
     for name, formula, data in [("sleepstudy", "Reaction ~ Days + (Days | Subject)", "sleepstudy"),
-                                ("london", "normexam ~ standLRT + (standLRT | school)", "london_exam")]:  # fmt: skip
+                                ("london", "normexam ~ standLRT + (standLRT | school)", "london_exam"),
+                                ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")]:  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("error", hb.SamplingWarning)
             out[name] = hb.fit(formula, hb.datasets.load(data), method="full", random_seed=7, progressbar=False)
@@ -109,30 +126,38 @@ def _z_scores(a, b, name):
 
 
 @pytest.mark.sampling
-@pytest.mark.parametrize("name, ref", [("sleepstudy", "sleepstudy_rs_reml"), ("london", "london_rs_ml")])
+@pytest.mark.parametrize("name, ref", [("sleepstudy", "sleepstudy_rs_reml"), ("london", "london_rs_ml"),
+                                       ("penicillin", "penicillin_crossed_reml")])  # fmt: skip
 def test_marginal_and_full_posteriors_agree(fits, full_fits, name, ref):
+    """Within Monte Carlo error (z-scores of the difference of posterior means, each over
+    the MCSE of both); crossed Penicillin checks the integrated factor and the sampled one."""
     marginal, _ = fits(ref)
     full = full_fits[name]
     assert marginal.method == "marginal" and full.method == "full"
     for var in ("b", "sigma"):
         z = _z_scores(marginal, full, var)
         assert np.all(np.abs(z) < 4), (var, z)
-    block = marginal.design.blocks[0].name
-    z = _z_scores(marginal, full, f"sd_{block}")
-    assert np.all(np.abs(z) < 4), z
-    # group effects drawn exactly afterwards agree with the sampled ones
-    z = _z_scores(marginal, full, f"r_{block}")
-    assert np.mean(np.abs(z) > 3) < 0.02 and np.all(np.abs(z) < 5), np.sort(np.abs(z))[-5:]
-    # and their posterior SDs too
-    sa = marginal.posterior[f"r_{block}"].std(("chain", "draw"))
-    sb = full.posterior[f"r_{block}"].std(("chain", "draw"))
-    np.testing.assert_allclose(sa, sb, rtol=0.1)
+    for block in marginal.design.blocks:
+        z = _z_scores(marginal, full, f"sd_{block.name}")
+        assert np.all(np.abs(z) < 4), z
+        # group effects drawn exactly afterwards (or sampled) agree with the full model's
+        z = _z_scores(marginal, full, f"r_{block.name}")
+        assert np.mean(np.abs(z) > 3) < 0.02 and np.all(np.abs(z) < 5), np.sort(np.abs(z))[-5:]
+        # and their posterior SDs too
+        sa = marginal.posterior[f"r_{block.name}"].std(("chain", "draw"))
+        sb = full.posterior[f"r_{block.name}"].std(("chain", "draw"))
+        np.testing.assert_allclose(sa, sb, rtol=0.1)
+
+
+@pytest.mark.sampling
+def test_loo_on_the_full_model_is_per_row(full_fits):
+    assert full_fits["sleepstudy"].loo().n_data_points == 180
 
 
 @pytest.mark.sampling
 def test_marginal_summary_says_so(fits):
     fit, _ = fits("sleepstudy_rs_reml")
-    assert "group effects integrated out" in fit.summary()
+    assert "group effects of 'Subject' integrated out" in fit.summary()
     assert "z_Subject" not in fit.posterior and "r_Subject" in fit.posterior
 
 

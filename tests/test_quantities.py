@@ -321,7 +321,7 @@ def test_compare_frequentist_on_crossed_factors(fits):
     assert table.loc[("sd", "sample"), "freq_estimate"] == pytest.approx(1.9316, abs=1e-3)
 
 
-def test_loo_on_the_full_model_is_per_row(fits):
-    fit, _ = fits("penicillin_crossed_reml")  # crossed factors: the full model
-    assert fit.method == "full"
-    assert fit.loo().n_data_points == 144
+def test_loo_leaves_out_a_group_on_the_marginal_path(fits):
+    fit, _ = fits("penicillin_crossed_reml")  # plate (24 levels) integrated out, sample sampled
+    assert fit.method == "marginal"
+    assert fit.loo().n_data_points == 24
