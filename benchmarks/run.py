@@ -46,6 +46,7 @@ def summarise(label, idata, wall, group_dims):
     sampling = float(post.attrs.get("sampling_time", np.nan))
     steps = "n_steps" if "n_steps" in stats else "tree_size" if "tree_size" in stats else None
     grads = float(stats[steps].sum()) if steps else np.nan
+    print(f"{label}: wall {wall:.1f} s, sampling {sampling:.1f} s, min ESS {min_ess:.0f}", flush=True)
     return {"model": label, "wall_s": wall, "compile_s": wall - sampling, "sampling_s": sampling,
             "min_ess_bulk": min_ess, "ess_per_s": min_ess / sampling, "divergences": int(stats["diverging"].sum()),
             "max_rhat": max_rhat, "grad_evals_per_ess": grads / min_ess, "parameters": ", ".join(names)}  # fmt: skip

@@ -38,11 +38,12 @@ def _figure(pc, taller: float = 1.0) -> plt.Figure:
     return fig
 
 
-def parameters(fit) -> xr.Dataset:
-    """The parameters users read, one variable each: b, sd_<block>, cor_<block> (one coordinate
-    per pair of terms, ``t1:t2``), sigma. Correlation matrices' diagonals are dropped."""
-    post = fit.posterior
-    out = {"b": post["b"]}
+def parameters(fit, draws: xr.Dataset | None = None, fixed: bool = True) -> xr.Dataset:
+    """The parameters users read, one variable each: b (unless ``fixed`` is false), sd_<block>,
+    cor_<block> (one coordinate per pair of terms, ``t1:t2``; the diagonal dropped), sigma.
+    From the posterior, or from ``draws`` (e.g. prior draws) holding the same variables."""
+    post = fit.posterior if draws is None else draws
+    out = {"b": post["b"]} if fixed else {}
     for block in fit.design.blocks:
         out[f"sd_{block.name}"] = post[f"sd_{block.name}"]
         if block.correlated:
@@ -116,7 +117,7 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
                 # the marginal likelihood is a Potential; the prior rightly ignores it
                 warnings.filterwarnings("ignore", message="The effect of Potentials")
                 draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
-            prior_ds = _prior_parameters(fit, draws.prior.dataset)
+            prior_ds = parameters(fit, draws.prior.dataset, fixed=False)
             pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib")
         else:
             if fit.design.blocks:
@@ -125,21 +126,6 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
                 params["ICC"] = icc.sel(icc=factors).rename(icc="factor")
             pc = azp.plot_dist(_tree(posterior=params), backend="matplotlib")
     return _figure(pc, taller=1.4)
-
-
-def _prior_parameters(fit, prior: xr.Dataset) -> xr.Dataset:
-    out = {}
-    for block in fit.design.blocks:
-        out[f"sd_{block.name}"] = prior[f"sd_{block.name}"]
-        if block.correlated:
-            effect = f"{block.name}__effect"
-            cor = prior[f"cor_{block.name}"]
-            pairs = [(a, b) for i, a in enumerate(block.terms) for b in block.terms[i + 1 :]]
-            values = np.stack([cor.sel({effect: a, f"{effect}_bis": b}).values for a, b in pairs], axis=-1)
-            out[f"cor_{block.name}"] = xr.DataArray(values, dims=(*SAMPLE_DIMS, f"{block.name}__pair"),
-                                                    coords={f"{block.name}__pair": [f"{a}:{b}" for a, b in pairs]})  # fmt: skip
-    out["sigma"] = prior["sigma"]
-    return xr.Dataset(out)
 
 
 def plot_trace(fit, var_names=None) -> plt.Figure:

@@ -17,6 +17,9 @@ __all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "available_sa
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
+# nutpie's low-rank mass matrix costs more per gradient as the dimension grows (London's full
+# model, 135 parameters: 512 vs 75 us); above this many it is not worth it: plain diagonal
+LOW_RANK_MAX = 200
 
 
 class SamplingWarning(UserWarning):
@@ -85,7 +88,7 @@ def sample(
         # nutpie's low-rank mass matrix adapts to the correlation of an intercept with a few
         # well-measured group effects (Penicillin: R-hat 1.02 -> 1.004, bulk ESS 115 -> 966)
         options = dict(kwargs.pop("nuts", None) or {})
-        options.setdefault("adaptation", "low_rank")
+        options.setdefault("adaptation", "low_rank" if _n_parameters(model) <= LOW_RANK_MAX else "diag")
         kwargs["nuts"] = options
     if nuts_sampler == "nutpie" and cache_key in _COMPILED and set(kwargs) == {"nuts"}:
         fast = _sample_compiled(model, cache_key, draws, tune, chains, random_seed, target_accept, kwargs["nuts"])
@@ -103,6 +106,11 @@ def sample(
             compute_convergence_checks=False,  # ours follow, with advice
             **kwargs,
         )
+
+
+def _n_parameters(model) -> int:
+    """How many numbers NUTS samples (the size of the unconstrained space)."""
+    return int(sum(np.size(v) for v in model.initial_point().values()))
 
 
 # nutpie's compiled models by model fingerprint, most recent last (a few; each holds numba code)

@@ -27,9 +27,13 @@ def _vc(ref, grp, var1=""):
 # --- ICC and variance components --------------------------------------------------------------
 
 
+def _lme4_icc(ref):
+    return _vc(ref, "school", "(Intercept)") / (_vc(ref, "school", "(Intercept)") + _vc(ref, "Residual"))
+
+
 def test_london_random_intercept_icc_matches_lme4(fits):
     fit, ref = fits("london_ri_ml")
-    lme4 = _vc(ref, "school", "(Intercept)") / (_vc(ref, "school", "(Intercept)") + _vc(ref, "Residual"))
+    lme4 = _lme4_icc(ref)
     assert lme4 == pytest.approx(0.140, abs=5e-4)
     icc = fit.icc().set_index("icc")
     assert icc.loc["school", "mean"] == pytest.approx(lme4, abs=0.03)
@@ -40,7 +44,7 @@ def test_london_random_intercept_icc_matches_lme4(fits):
 
 def test_london_empty_model_icc_matches_lme4(fits):
     fit, ref = fits("london_null_reml")
-    lme4 = _vc(ref, "school", "(Intercept)") / (_vc(ref, "school", "(Intercept)") + _vc(ref, "Residual"))
+    lme4 = _lme4_icc(ref)
     assert lme4 == pytest.approx(0.168, abs=5e-4)
     icc = fit.icc().set_index("icc")
     assert icc.loc["adjusted", "mean"] == pytest.approx(lme4, abs=0.03)
