@@ -113,6 +113,7 @@ class Design:
     # formulae's evaluated fixed terms and the level order of every categorical column used
     fixed_matrix: object = field(default=None, repr=False, compare=False)
     categories: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    columns: tuple[str, ...] = ()  # the data columns the formula reads
 
     @property
     def n_obs(self) -> int:
@@ -121,6 +122,10 @@ class Design:
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_terms
+
+    def group_terms(self, factor: str) -> list[str]:
+        """The group-level terms of a grouping factor, over all its blocks, in model order."""
+        return [t for b in self.blocks if b.group == factor for t in b.terms]
 
 
 def make_design(
@@ -182,6 +187,7 @@ def make_design(
         data=data,
         n_dropped=n_dropped,
         fixed_matrix=fixed_matrix,
+        columns=tuple(used),
         categories={c: list(prepared[c].cat.categories) for c in used
                     if isinstance(prepared[c].dtype, pd.CategoricalDtype)},  # fmt: skip
     )

@@ -34,7 +34,7 @@ def shrinkage(fit, group=None, term=None, prob=0.95, interval="hdi"):
     design = fit.design
     factor = _one_factor(fit, group, "shrinkage")
     blocks = [b for b in design.blocks if b.group == factor]
-    terms = [t for b in blocks for t in b.terms]
+    terms = design.group_terms(factor)
     terms_wanted = terms if term is None else [_term(term, terms, factor)]
     post = fit.posterior
     codes = design.factors[factor].codes
@@ -97,7 +97,7 @@ def ranks(fit, term="(Intercept)", group=None, descending=True, prob=0.95, draws
         raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
     design = fit.design
     factor = _one_factor(fit, group, "ranks")
-    terms = [t for b in design.blocks if b.group == factor for t in b.terms]
+    terms = design.group_terms(factor)
     term = _term(term, terms, factor)
     block = next(b for b in design.blocks if b.group == factor and term in b.terms)
     r = fit.posterior[f"r_{block.name}"].sel({f"{block.name}__effect": term}, drop=True)

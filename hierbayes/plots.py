@@ -166,7 +166,7 @@ def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, k
     if kind not in ("ranef", "coef"):
         raise ValueError(f"kind must be 'ranef' (deviations) or 'coef' (group coefficients), not {kind!r}")
     factor = _one_factor(fit, group, "plot_caterpillar")
-    terms = [t for b in fit.design.blocks if b.group == factor for t in b.terms]
+    terms = fit.design.group_terms(factor)
     term = _term(term, terms, factor)
     table = getattr(fit, kind)(factor, prob=prob)
     table = table[table.term == term].sort_values("mean").reset_index(drop=True)

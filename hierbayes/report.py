@@ -41,7 +41,7 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
     sections.append(("Model", f"Formula: {design.spec.formula}\n\nFamily: Gaussian. Grouping factors: {groups}. "
                      f"Sampler: NUTS via {fit.sampler}, {fit.posterior.sizes['chain']} chains x "
                      f"{fit.posterior.sizes['draw']} draws.", None))  # fmt: skip
-    used = [c for c in design.data.columns if c in _columns_used(design)]
+    used = list(design.columns)
     data_text = f"{design.n_obs} rows used" + (f"; {design.n_dropped} rows with missing values dropped" if design.n_dropped else "")
     table("data", "Data", design.data[used].describe(include="all").T.reset_index().rename(columns={"index": "column"}),
           data_text)  # fmt: skip
@@ -92,21 +92,12 @@ def _quiet(method, notes, **kw):
     return result
 
 
-def _columns_used(design) -> set[str]:
-    from .design import _names_in
-
-    names = set(_names_in(design.spec.response)) | set(_names_in(design.spec.fixed))
-    for b in design.spec.blocks:
-        names |= set(_names_in(b.terms)) | set(b.group_columns)
-    return names
-
-
 def _has_intercept(fit, factor):
-    return "(Intercept)" in [t for b in fit.design.blocks if b.group == factor for t in b.terms]
+    return "(Intercept)" in fit.design.group_terms(factor)
 
 
 def _first_term(fit, factor):
-    return next(t for b in fit.design.blocks if b.group == factor for t in b.terms)
+    return fit.design.group_terms(factor)[0]
 
 
 def _safe(name: str) -> str:
@@ -124,7 +115,7 @@ def _figures(fit, folder: Path, at) -> list[tuple[str, str, str]]:
         made.append(("Prior and posterior of the variance parameters", "prior_posterior",
                      lambda: plots.plot_variance(fit, prior=True)))  # fmt: skip
         for factor in design.factors:
-            for term in [t for b in design.blocks if b.group == factor for t in b.terms]:
+            for term in design.group_terms(factor):
                 made.append((f"{factor}: {term}, sorted", f"caterpillar_{_safe(factor)}_{_safe(term)}",
                              lambda f=factor, t=term: plots.plot_caterpillar(fit, term=t, group=f)))  # fmt: skip
             made.append((f"Shrinkage of {factor}", f"shrinkage_{_safe(factor)}",
