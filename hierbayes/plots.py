@@ -178,7 +178,7 @@ def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, k
         ax.plot(table["mean"], y, "o", color=POINT, ms=3, label="posterior mean")
         ref = 0.0 if kind == "ranef" else float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
         ax.axvline(ref, color=GREY, ls="--", lw=1)
-        ax.set_yticks(y, table["level"] if J <= 40 else [""] * J, fontsize=7 if J > 20 else 9)
+        _level_ticks(ax, y, table["level"])
         ax.set_ylabel(factor)
         what = "deviation from the fixed effect" if kind == "ranef" else "group coefficient"
         ax.set_xlabel(f"{term}: {what}")
@@ -261,6 +261,12 @@ def _robust_limits(setter, t):
     return _outside(t)
 
 
+def _level_ticks(ax, y, levels):
+    """One tick label per group, smaller as groups multiply; none beyond 80 (unreadable)."""
+    J = len(levels)
+    ax.set_yticks(y, list(levels) if J <= 80 else [""] * J, fontsize=9 if J <= 20 else 7 if J <= 40 else 6)
+
+
 def _population(fit, term):
     return float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
 
@@ -341,7 +347,7 @@ def plot_ranks(fit, term: str = "(Intercept)", group: str | None = None, prob: f
         y = np.arange(J)[::-1]
         ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1)
         ax.plot(table["rank_median"], y, "o", color=POINT, ms=3)
-        ax.set_yticks(y, table["level"] if J <= 40 else [""] * J, fontsize=7 if J > 20 else 9)
+        _level_ticks(ax, y, table["level"])
         ax.set_ylabel(table["grp"].iloc[0])
         ax.set_xlabel(f"rank of {table['term'].iloc[0]} (1 = {'highest' if descending else 'lowest'}), "
                       f"median and {prob:.0%} interval")  # fmt: skip
