@@ -126,16 +126,13 @@ def ranks(fit, term="(Intercept)", group=None, descending=True, prob=0.95, draws
 
 
 def _one_factor(fit, group, what) -> str:
+    """The one grouping factor ``what`` works on: ``group``, or the model's only factor."""
     factors = list(fit.design.factors)
     if not factors:
         raise ValueError(f"{what}() needs group-level effects; this model has none")
-    if group is None:
-        if len(factors) > 1:
-            raise ValueError(f"{what}() needs group=, one of {', '.join(map(repr, factors))}")
-        return factors[0]
-    if group not in factors:
-        raise ValueError(f"no grouping factor {group!r}; the model has {', '.join(map(repr, factors))}")
-    return group
+    if group is None and len(factors) > 1:
+        raise ValueError(f"{what}() needs group=, one of {', '.join(map(repr, factors))}")
+    return fit._factors(group)[0]  # checks the name as ranef/coef do
 
 
 def _term(term, terms, factor) -> str:

@@ -70,11 +70,10 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
             table(f"shrinkage_{_safe(factor)}", f"Shrinkage: {factor}", fit.shrinkage(factor))
             table(f"ranks_{_safe(factor)}", f"Ranks of {factor} on the intercept" if _has_intercept(fit, factor)
                   else f"Ranks of {factor}", fit.ranks(term=_first_term(fit, factor), group=factor))  # fmt: skip
+    images = _figures(fit, out / "figures", at, notes) if figures else []  # their warnings become notes too
     sections.append(("Notes", "\n".join(f"- {n}" for n in notes) or "None.", None))
     summary = fit.summary()
     (out / "summary.txt").write_text(summary + "\n")
-
-    images = _figures(fit, out / "figures", at) if figures else []
     (out / "report.md").write_text(_markdown(sections, images))
     path = out / "index.html"
     path.write_text(_html(sections, images, summary))
@@ -104,14 +103,14 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
-def _figures(fit, folder: Path, at) -> list[tuple[str, str, str]]:
+def _figures(fit, folder: Path, at, notes: list[str]) -> list[tuple[str, str, str]]:
     """(caption, file name, base64 PNG) of every figure, also saved as PNG into ``folder``."""
     from . import plots
 
     design = fit.design
     made = [("Fixed effects", "forest", lambda: plots.plot_forest(fit))]
     if design.blocks:
-        made.append(("Variance components and ICC", "variance", lambda: _quiet_figure(plots.plot_variance, fit, at=at)))
+        made.append(("Variance components and ICC", "variance", lambda: _quiet(plots.plot_variance, notes, fit=fit, at=at)))
         made.append(("Prior and posterior of the variance parameters", "prior_posterior",
                      lambda: plots.plot_variance(fit, prior=True)))  # fmt: skip
         for factor in design.factors:
@@ -137,12 +136,6 @@ def _figures(fit, folder: Path, at) -> list[tuple[str, str, str]]:
         (folder / f"{name}.png").write_bytes(buffer.getvalue())
         images.append((caption, f"{name}.png", base64.b64encode(buffer.getvalue()).decode("ascii")))
     return images
-
-
-def _quiet_figure(function, fit, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return function(fit, **kw)
 
 
 def _slope_column(fit):
