@@ -9,12 +9,12 @@ import pandas as pd
 import xarray as xr
 
 from .build import build_model, choose_method, observed_name
-from .marginal import integrated_blocks
+from .marginal import integrated_blocks, packed_applies
 from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
 from .results import FitResult
-from .sampling import SamplingWarning, available_sampler, diagnose, model_fingerprint, sample
+from .sampling import SamplingWarning, available_sampler, diagnose, model_fingerprint, sample, sample_packed
 
 __all__ = ["fit", "build"]
 
@@ -71,8 +71,12 @@ def fit(
     key = model_fingerprint(design.spec, design.y, design.X, [(b.name, b.Z, b.correlated) for b in design.blocks],
                             [(f.levels, f.codes) for f in design.factors.values()], resolved.table().to_csv(),
                             method, parameterization)  # fmt: skip
-    idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
-                   progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)
+    if method == "marginal" and sampler == "nutpie" and set(kwargs) <= {"nuts"} and packed_applies(design, resolved):
+        idata = sample_packed(design, resolved, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))
+    else:
+        idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
+                       progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)
     if method == "marginal":
         from .marginal import draw_group_effects
 

@@ -35,7 +35,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 __all__ = [
-    "SufficientStats", "sufficient_stats", "marginal_applies", "integrated_factor", "add_marginal_likelihood",
+    "SufficientStats", "sufficient_stats", "marginal_applies", "packed_applies", "integrated_factor", "add_marginal_likelihood",
     "draw_group_effects",
 ]  # fmt: skip
 
@@ -63,6 +63,14 @@ def marginal_applies(design) -> tuple[bool, str]:
     if not design.blocks:
         return False, "the model has no group-level effects"
     return True, ""
+
+
+def packed_applies(design, priors) -> bool:
+    """Whether ``hierbayes.marginal_numba`` can sample the marginal model (no code generation):
+    every block on the integrated factor (no sampled group effects), every prior a scalar."""
+    if not design.blocks or sampled_blocks(design):
+        return False
+    return all(isinstance(v, float) for e in priors.entries for _, v in e.prior.params)
 
 
 def integrated_factor(design) -> str:

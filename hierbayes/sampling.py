@@ -78,18 +78,10 @@ def sample(
     ``cache_key`` (see ``model_fingerprint``) lets nutpie reuse the compiled model of an
     identical earlier model in this process: a refit then skips the compile step.
     """
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
+    _check_settings(draws, tune, chains, target_accept)
     nuts_sampler = available_sampler(sampler)
     if nuts_sampler == "nutpie":
-        # nutpie's low-rank mass matrix adapts to the correlation of an intercept with a few
-        # well-measured group effects (Penicillin: R-hat 1.02 -> 1.004, bulk ESS 115 -> 966)
-        options = dict(kwargs.pop("nuts", None) or {})
-        options.setdefault("adaptation", "low_rank" if _n_parameters(model) <= LOW_RANK_MAX else "diag")
-        kwargs["nuts"] = options
+        kwargs["nuts"] = _nutpie_options(kwargs.pop("nuts", None), _n_parameters(model))
     if nuts_sampler == "nutpie" and cache_key in _COMPILED and set(kwargs) == {"nuts"}:
         fast = _sample_compiled(model, cache_key, draws, tune, chains, random_seed, target_accept, kwargs["nuts"])
         if fast is not None:
@@ -106,6 +98,40 @@ def sample(
             compute_convergence_checks=False,  # ours follow, with advice
             **kwargs,
         )
+
+
+def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_seed=None, target_accept=0.9,
+                  progressbar=False, nuts=None):
+    """NUTS by nutpie on the marginal model written in numba (``hierbayes.marginal_numba``):
+    no code generation, so no compile step once numba's disk cache holds its functions.
+    Same seed, same draws. The DataTree's posterior has the PyMC model's names and dims."""
+    from pymc.util import get_random_generator
+
+    from .marginal_numba import fast_model, sample_fast
+
+    _check_settings(draws, tune, chains, target_accept)
+    packed = fast_model(design, priors)
+    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
+    return sample_fast(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+                       target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
+                       progressbar=progressbar)  # fmt: skip
+
+
+def _check_settings(draws, tune, chains, target_accept) -> None:
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
+
+
+def _nutpie_options(options: dict | None, n_parameters: int) -> dict:
+    """nutpie settings: the low-rank mass matrix up to ``LOW_RANK_MAX`` sampled numbers. It
+    adapts to the correlation of an intercept with a few well-measured group effects
+    (Penicillin: R-hat 1.02 -> 1.004, bulk ESS 115 -> 966)."""
+    options = dict(options or {})
+    options.setdefault("adaptation", "low_rank" if n_parameters <= LOW_RANK_MAX else "diag")
+    return options
 
 
 def _n_parameters(model) -> int:

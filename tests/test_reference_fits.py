@@ -137,16 +137,24 @@ def test_same_seed_same_draws(sleepstudy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hb.SamplingWarning)  # 50 draws are too few to converge
         a = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
-        hits = hb.sampling.cache_stats["hits"]
-        b = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)  # reuses a's compiled model
-        assert hb.sampling.cache_stats["hits"] == hits + 1
+        b = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
         c = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **{**kw, "random_seed": 8})
     np.testing.assert_array_equal(a.posterior["b"].values, b.posterior["b"].values)
     np.testing.assert_array_equal(a.posterior["r_Subject"].values, b.posterior["r_Subject"].values)
     assert not np.array_equal(a.posterior["b"].values, c.posterior["b"].values)
-    # a different prior is a different model: compiled afresh
+
+
+def test_refit_reuses_the_compiled_model_and_its_draws(sleepstudy):
+    """Models built by PyMC (here the full one) are compiled once per process: an identical
+    refit reuses the compiled model and gives the same draws; another prior compiles afresh."""
+    kw = dict(draws=50, tune=50, chains=2, random_seed=7, progressbar=False, method="full")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hb.SamplingWarning)
+        a = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
+        hits = hb.sampling.cache_stats["hits"]
+        b = hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, **kw)
+        assert hb.sampling.cache_stats["hits"] == hits + 1
+        np.testing.assert_array_equal(a.posterior["r_Subject"].values, b.posterior["r_Subject"].values)
         misses = hb.sampling.cache_stats["misses"]
         hb.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, priors={"sigma": "HalfNormal(50)"}, **kw)
     assert hb.sampling.cache_stats["misses"] == misses + 1
