@@ -229,6 +229,13 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
     loglik = np.empty((len(b), J))
     for start in range(0, len(b), chunk):
         sl = slice(start, start + chunk)
+        if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics
+            from .marginal_numba import draw_effects
+
+            z = rng.standard_normal((len(b[sl]), J, q))
+            draw_effects(b[sl], lam[sl], sigma[sl], z, s.ZtZ, s.ZtX, s.Zty, s.n_j, s.yty_j, s.Xty_j, s.XtX_j,
+                         effects[sl], loglik[sl])  # fmt: skip
+            continue
         s2 = sigma[sl, None] ** 2  # (S, 1)
         Ztr, rtr = residuals.cross_products(sl, s)  # (S, J, q), (S, J)
         u = np.einsum("sjk,ska->sja", Ztr, lam[sl]) / s2[..., None]  # Lambda' Z'r / sigma^2

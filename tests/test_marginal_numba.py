@@ -16,6 +16,7 @@ from hierbayes.marginal_numba import PRIOR_CODES, _prior_logp, fast_model
 SINGLE_FACTOR = [
     "y ~ x + (x | g)",                  # q = 2, correlated
     "y ~ x + sex + (1 + x + w | g)",    # q = 3, correlated
+    "y ~ x + (1 + x + w + x:w | g)",    # q = 4: the general loops (q <= 3 have closed forms)
     "y ~ x + (x || g)",                 # two independent blocks on one factor
     "y ~ x + (x | g) + (0 + w | g)",    # a correlated block and an independent one
     "y ~ 1 + (1 | g)",                  # intercept only
