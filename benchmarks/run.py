@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py london            # London: 4 samplers, 4 chains x 1000 x 1000
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
-    .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2
+    .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
@@ -138,7 +138,7 @@ def main(which):
     elif which == "simulated":
         rows = simulated(200_000, 2_000, (2, 3))
     elif which == "simulated-2m":
-        rows = simulated(2_000_000, 20_000, (2,))
+        rows = simulated(2_000_000, 20_000, (2, 3))
     elif which == "crossed":
         rows = crossed()
     else:

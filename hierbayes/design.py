@@ -404,7 +404,16 @@ def _grouping_factor(block: RandomBlock, data: pd.DataFrame) -> GroupingFactor:
         levels = _levels(data[col])
         level_lists.append(levels)
         per_column.append(pd.Categorical(data[col].astype(str), categories=levels).codes)
-    combos, codes = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
+    # one integer per row (mixed radix, first column most significant): sorts like the tuples
+    key = np.zeros(len(data), dtype=np.int64)
+    for col_codes, col_levels in zip(per_column, level_lists):
+        key = key * len(col_levels) + col_codes
+    keys, codes = np.unique(key, return_inverse=True)
+    combos = []
+    for col_levels in reversed(level_lists):
+        combos.append(keys % len(col_levels))
+        keys = keys // len(col_levels)
+    combos = np.column_stack(combos[::-1])
     levels = [":".join(level_lists[j][k] for j, k in enumerate(row)) for row in combos]
     if len(levels) < 2:
         raise DataError(

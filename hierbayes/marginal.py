@@ -27,6 +27,7 @@ model's, so every table, plot and prediction works the same.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,8 +96,22 @@ def factor_Z(design) -> np.ndarray:
     return np.column_stack([b.Z for b in integrated_blocks(design)])
 
 
+_STATS: dict[int, tuple] = {}  # id(design) -> (weak reference, stats): computed once a design
+
+
 def sufficient_stats(design) -> SufficientStats:
-    """Per-group cross-products by one pass of ``np.bincount`` per pair of columns."""
+    """Per-group cross-products by one pass of ``np.bincount`` per pair of columns (once per
+    design: the model, the sampler and the draws afterwards all read them)."""
+    key = id(design)
+    hit = _STATS.get(key)
+    if hit is not None and hit[0]() is design:
+        return hit[1]
+    stats = _sufficient_stats(design)
+    _STATS[key] = (weakref.ref(design, lambda _, key=key: _STATS.pop(key, None)), stats)
+    return stats
+
+
+def _sufficient_stats(design) -> SufficientStats:
     factor = design.factors[integrated_factor(design)]
     codes, J = factor.codes, factor.n_levels
     Z, X, y = factor_Z(design), design.X, design.y

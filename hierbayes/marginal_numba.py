@@ -759,3 +759,16 @@ def sample_fast(design, fm: FastModel, *, draws, tune, chains, seed, target_acce
     posterior = xr.Dataset(post, attrs=attrs)
     tree["posterior"] = xr.DataTree(posterior)
     return tree
+
+
+def warm_up() -> None:
+    """Compile everything here, or load it from numba's disk cache (``scripts/setup.sh`` runs
+    this once after installing, so that the first fit does not wait for the compiler)."""
+    one = np.ones((1, 1, 1))
+    draw_effects(np.zeros((1, 1)), one.copy(), np.ones(1), np.zeros((1, 1, 1)), one.copy(), np.zeros((1, 1, 1)),
+                 np.zeros((1, 1)), np.ones(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1)),
+                 np.empty((1, 1, 1)), np.empty((1, 1)))  # fmt: skip
+
+
+if __name__ == "__main__":
+    warm_up()

@@ -21,3 +21,5 @@ spec="."
 [ $# -gt 0 ] && spec=".[$1]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+# compile the numba code of the marginal model once (cached on disk; later fits start at once)
+.venv/bin/python -m hierbayes.marginal_numba
