@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
+    .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
 wall time split into compile (everything before the first draw: building, compiling, and
@@ -132,7 +133,49 @@ def crossed(seed=1, methods=("auto", "full")):
     return rows
 
 
+FRESH = {
+    "hierbayes": (
+        "import hierbayes as hb\n"
+        "fit = hb.fit('normexam ~ standLRT + (standLRT | school)', hb.datasets.load('london_exam'),"
+        " random_seed={seed}, progressbar=False)\n"
+        "print(fit.summary()[:0])"
+    ),
+    "bambi": (
+        "import bambi as bmb, arviz as az, hierbayes as hb\n"
+        "m = bmb.Model('normexam ~ standLRT + (standLRT | school)', hb.datasets.load('london_exam'))\n"
+        "idata = m.fit(inference_method='nutpie', random_seed={seed}, progressbar=False)\n"
+        "print(az.summary(idata).iloc[:0])"
+    ),
+}
+
+
+def time_to_answer(repeats=3):
+    """Wall time of a fresh Python process that imports, fits London (4 x 1000 x 1000) and
+    prints the summary, for hierbayes and for bambi; then a refit in one process."""
+    import subprocess
+
+    rows = []
+    for name, code in FRESH.items():
+        for k in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code.format(seed=k + 1)], check=True, capture_output=True)
+            wall = time.perf_counter() - start
+            print(f"{name} fresh process {k + 1}: {wall:.1f} s", flush=True)
+            rows.append({"model": f"{name}: fresh process, import -> fit -> summary", "run": k + 1, "wall_s": wall})
+    data = hb.datasets.load("london_exam")
+    for k in range(repeats):
+        start = time.perf_counter()
+        hb.fit("normexam ~ standLRT + (standLRT | school)", data, random_seed=k + 1, progressbar=False).summary()
+        rows.append({"model": "hierbayes: fit -> summary in a running process", "run": k + 1,
+                     "wall_s": time.perf_counter() - start})  # fmt: skip
+    return rows
+
+
 def main(which):
+    if which == "time-to-answer":
+        table = pd.DataFrame(time_to_answer())
+        print(table.groupby("model", sort=False)["wall_s"].describe()[["count", "min", "50%", "max"]].to_string())
+        return
     if which == "london":
         rows = london()
     elif which == "simulated":
@@ -142,7 +185,7 @@ def main(which):
     elif which == "crossed":
         rows = crossed()
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m or crossed")
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, crossed or time-to-answer")
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]
