@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["FastModel", "fast_model", "sample_fast", "PRIOR_CODES"]
+__all__ = ["PackedModel", "pack_model", "run_nutpie", "PRIOR_CODES"]
 
 PRIOR_CODES = {
     "Normal": 0, "StudentT": 1, "Cauchy": 2, "Laplace": 3, "HalfNormal": 4, "HalfStudentT": 5,
@@ -568,7 +568,7 @@ def _expand_cfunc(dim, n_expanded, x_, out_, data_):
 
 
 @dataclass(frozen=True)
-class FastModel:
+class PackedModel:
     """The packed buffer nutpie's callbacks read, and how to read the draws back."""
 
     buffer: np.ndarray
@@ -609,12 +609,12 @@ class FastModel:
         return self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter
 
 
-def fast_model(design, priors) -> FastModel:
+def pack_model(design, priors) -> PackedModel:
     """Pack ``design``'s sufficient statistics and ``priors`` into one float64 buffer."""
     from .marginal import integrated_blocks, sufficient_stats
 
     s = sufficient_stats(design)
-    X, y, terms = design.X, design.y, design.fixed_terms
+    X, terms = design.X, design.fixed_terms
     p = X.shape[1]
     J, q = s.Zty.shape
     blocks = integrated_blocks(design)
@@ -667,7 +667,7 @@ def fast_model(design, priors) -> FastModel:
     buffer = np.ascontiguousarray(np.concatenate([header, *sections]))
     buffer.flags.writeable = False
     start_x, jitter = _start(design, blocks, slopes, int_col, means, len(ordered))
-    return FastModel(buffer, tuple(ordered), start_x, jitter, p, q)
+    return PackedModel(buffer, tuple(ordered), start_x, jitter, p, q)
 
 
 def _prior_row(prior) -> list[float]:
@@ -704,7 +704,7 @@ def _start(design, blocks, slopes, int_col, means, n_dim):
     return np.asarray(start, dtype=float), np.asarray(jitter, dtype=float)
 
 
-def sample_fast(design, fm: FastModel, *, draws, tune, chains, seed, target_accept, nuts: dict, progressbar=False):
+def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target_accept, nuts: dict, progressbar=False):
     """NUTS by nutpie on the packed model; returns a DataTree whose posterior holds ``b``,
     ``sd_<block>``, ``L_<block>`` and ``cor_<block>`` (correlated blocks), and ``sigma``,
     with the same names and dims as the PyMC model's."""
@@ -716,13 +716,13 @@ def sample_fast(design, fm: FastModel, *, draws, tune, chains, seed, target_acce
 
     from .marginal import integrated_blocks
 
-    p, q = fm.p, fm.q
+    p, q = packed.p, packed.q
     compiled = CompiledPyMCModel(
-        compiled_logp_func=_logp_cfunc, compiled_expand_func=_expand_cfunc, initial_point_func=fm.initial_point,
-        shared_data={}, shared_var_keys={}, user_data=fm.buffer, n_expanded=fm.n_expanded,
+        compiled_logp_func=_logp_cfunc, compiled_expand_func=_expand_cfunc, initial_point_func=packed.initial_point,
+        shared_data={}, shared_var_keys={}, user_data=packed.buffer, n_expanded=packed.n_expanded,
         shape_info=(["b", "Lambda", "sigma"], [slice(0, p), slice(p, p + q * q), slice(p + q * q, p + q * q + 1)],
                     [(p,), (q, q), ()]),
-        logp_func=None, expand_func=None, _n_dim=fm.n_dim, _shapes={"b": (p,), "Lambda": (q, q), "sigma": ()},
+        logp_func=None, expand_func=None, _n_dim=packed.n_dim, _shapes={"b": (p,), "Lambda": (q, q), "sigma": ()},
         _coords={}, dims={}, reparameterized_names=[],
     )  # fmt: skip
     started = time.time()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import arviz as az
-import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr

@@ -107,12 +107,12 @@ def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_see
     Same seed, same draws. The DataTree's posterior has the PyMC model's names and dims."""
     from pymc.util import get_random_generator
 
-    from .marginal_numba import fast_model, sample_fast
+    from .marginal_numba import pack_model, run_nutpie
 
     _check_settings(draws, tune, chains, target_accept)
-    packed = fast_model(design, priors)
+    packed = pack_model(design, priors)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    return sample_fast(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+    return run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
                        target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
                        progressbar=progressbar)  # fmt: skip
 

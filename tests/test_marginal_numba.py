@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 
 import hierbayes as hb
 from hierbayes.marginal import packed_applies
-from hierbayes.marginal_numba import PRIOR_CODES, _prior_logp, fast_model
+from hierbayes.marginal_numba import PRIOR_CODES, _prior_logp, pack_model
 
 SINGLE_FACTOR = [
     "y ~ x + (x | g)",                  # q = 2, correlated
@@ -40,7 +40,7 @@ def _packed(formula, priors=None):
     design = hb.make_design(formula, _data())
     resolved = hb.make_priors(design, priors)
     assert packed_applies(design, resolved)
-    return design, fast_model(design, resolved)
+    return design, pack_model(design, resolved)
 
 
 @pytest.mark.parametrize("formula", SINGLE_FACTOR)
