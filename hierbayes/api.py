@@ -60,7 +60,9 @@ def fit(
     ``method``: "marginal" integrates the group effects out of the sampler and draws them
     exactly afterwards (with several grouping factors, those of the factor with the most
     levels; the others are sampled); "full" samples them all; "auto" (the default) picks
-    marginal where it applies. ``fit.method`` says which was used.
+    marginal where it applies. ``fit.method`` says which was used. With one grouping factor
+    and nutpie, the marginal model is sampled by ``hierbayes.marginal_numba`` (no per-model
+    compile step); other models are built in PyMC and compiled by nutpie.
     """
     _check_family(family)
     sampler = available_sampler(sampler)
