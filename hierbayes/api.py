@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from .build import build_model, choose_method, observed_name
-from .marginal import integrated_blocks, packed_applies
+from .marginal import integrated_factor, nested_factors, packed_applies
 from .design import make_design
 from .formula import parse_formula
 from .priors import make_priors
@@ -73,23 +73,31 @@ def fit(
     key = model_fingerprint(design.spec, design.y, design.X, [(b.name, b.Z, b.correlated) for b in design.blocks],
                             [(f.levels, f.codes) for f in design.factors.values()], resolved.table().to_csv(),
                             method, parameterization)  # fmt: skip
+    packed = None  # the numba-written model, where it applies (see hierbayes.marginal_numba)
     if method == "marginal" and sampler == "nutpie" and set(kwargs) <= {"nuts"} and packed_applies(design, resolved):
-        idata = sample_packed(design, resolved, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+        idata, packed = sample_packed(design, resolved, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                               target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))
     else:
         idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                        progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)
+    integrated = []
     if method == "marginal":
-        from .marginal import draw_group_effects
+        from .marginal import draw_group_effects, draw_nested_group_effects
 
         seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
-        effects, loglik = draw_group_effects(design, idata.posterior.dataset, random_seed=seed)
+        if packed is not None and packed.nested:  # both nested factors integrated out
+            effects, loglik = draw_nested_group_effects(design, idata.posterior.dataset, packed, random_seed=seed)
+            integrated = list(nested_factors(design))
+        else:
+            effects, loglik = draw_group_effects(design, idata.posterior.dataset, random_seed=seed)
+            integrated = [integrated_factor(design)]
         for name, draws_ in effects.items():
             idata.posterior[name] = draws_
+        idata["posterior"].attrs["integrated_factors"] = ", ".join(integrated)
         # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
         idata["log_likelihood"] = xr.Dataset({observed_name(design): loglik})
     # sampled group effects are checked too; exact draws afterwards (marginal) need no check
-    exact = {b.name for b in integrated_blocks(design)} if method == "marginal" else set()
+    exact = {b.name for b in design.blocks if b.group in integrated}
     watched = ["b", "sigma"] + [f"sd_{b.name}" for b in design.blocks]
     watched += [f"r_{b.name}" for b in design.blocks if b.name not in exact]
     watched += [f"cor_{b.name}" for b in design.blocks if b.correlated]

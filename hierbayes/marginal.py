@@ -36,7 +36,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 __all__ = [
-    "SufficientStats", "sufficient_stats", "marginal_applies", "packed_applies", "integrated_factor", "add_marginal_likelihood",
+    "SufficientStats", "sufficient_stats", "marginal_applies", "packed_applies", "nested_factors", "integrated_factor", "add_marginal_likelihood",
     "draw_group_effects",
 ]  # fmt: skip
 
@@ -68,10 +68,74 @@ def marginal_applies(design) -> tuple[bool, str]:
 
 def packed_applies(design, priors) -> bool:
     """Whether ``hierbayes.marginal_numba`` can sample the marginal model (no code generation):
-    every block on the integrated factor (no sampled group effects), every prior a scalar."""
-    if not design.blocks or sampled_blocks(design):
+    every block on one factor, or on two nested factors (both integrated out there), and
+    every prior a scalar."""
+    if not design.blocks or (sampled_blocks(design) and nested_factors(design) is None):
         return False
     return all(isinstance(v, float) for e in priors.entries for _, v in e.prior.params)
+
+
+def nested_factors(design) -> tuple[str, str] | None:
+    """(outer, inner) when the blocks sit on exactly two grouping factors and every level of
+    one (the inner, ``a:b`` of ``(1 | a/b)``) lies within a single level of the other."""
+    factors = list(dict.fromkeys(b.group for b in design.blocks))
+    if len(factors) != 2:
+        return None
+    outer, inner = sorted(factors, key=lambda f: design.factors[f].n_levels)
+    inner_codes, outer_codes = design.factors[inner].codes, design.factors[outer].codes
+    outer_of = np.zeros(design.factors[inner].n_levels, dtype=np.int64)
+    outer_of[inner_codes] = outer_codes
+    if design.factors[inner].n_levels == design.factors[outer].n_levels or np.any(outer_of[inner_codes] != outer_codes):
+        return None
+    return outer, inner
+
+
+@dataclass(frozen=True)
+class NestedStats:
+    """Per inner group c (Z: the inner factor's columns, U: the outer factor's): the outer
+    group it lies in, n_c, Z'Z, Z'U, U'U, Z'X, U'X, Z'y, U'y; per outer group: n, y'y, X'y, X'X."""
+
+    outer_of: np.ndarray
+    n_c: np.ndarray
+    ZtZ: np.ndarray
+    ZtU: np.ndarray
+    UtU: np.ndarray
+    ZtX: np.ndarray
+    UtX: np.ndarray
+    Zty: np.ndarray
+    Uty: np.ndarray
+    n_s: np.ndarray
+    yty_s: np.ndarray
+    Xty_s: np.ndarray
+    XtX_s: np.ndarray
+
+
+def nested_stats(design) -> NestedStats:
+    """The sufficient statistics of two nested factors (see ``NestedStats``), by ``np.bincount``."""
+    outer, inner = nested_factors(design)
+    Z = np.column_stack([b.Z for b in design.blocks if b.group == inner])
+    U = np.column_stack([b.Z for b in design.blocks if b.group == outer])
+    X, y = design.X, design.y
+    codes, C = design.factors[inner].codes, design.factors[inner].n_levels
+    outer_codes, S = design.factors[outer].codes, design.factors[outer].n_levels
+    outer_of = np.zeros(C, dtype=np.int64)
+    outer_of[codes] = outer_codes
+
+    def cross(A, B, by, n):  # per group: A_g' B_g, (n, a, b)
+        out = np.empty((n, A.shape[1], B.shape[1]))
+        for i in range(A.shape[1]):
+            for k in range(B.shape[1]):
+                out[:, i, k] = np.bincount(by, weights=A[:, i] * B[:, k], minlength=n)
+        return out
+
+    y1 = y[:, None]
+    return NestedStats(
+        outer_of=outer_of, n_c=np.bincount(codes, minlength=C).astype(float), ZtZ=cross(Z, Z, codes, C),
+        ZtU=cross(Z, U, codes, C), UtU=cross(U, U, codes, C), ZtX=cross(Z, X, codes, C), UtX=cross(U, X, codes, C),
+        Zty=cross(Z, y1, codes, C)[..., 0], Uty=cross(U, y1, codes, C)[..., 0],
+        n_s=np.bincount(outer_codes, minlength=S).astype(float), yty_s=np.bincount(outer_codes, weights=y * y, minlength=S),
+        Xty_s=cross(X, y1, outer_codes, S)[..., 0], XtX_s=cross(X, X, outer_codes, S),
+    )  # fmt: skip
 
 
 def integrated_factor(design) -> str:
@@ -204,9 +268,10 @@ def _sqrt(x):
 # --- exact group effects afterwards -------------------------------------------------------------
 
 
-def lambda_draws(design, posterior: xr.Dataset) -> np.ndarray:
-    """Draws of Lambda, the Cholesky factor of the integrated factor's G: (chain, draw, q, q)."""
-    blocks = integrated_blocks(design)
+def lambda_draws(design, posterior: xr.Dataset, blocks=None) -> np.ndarray:
+    """Draws of Lambda, the Cholesky factor of the integrated factor's G (or of ``blocks``,
+    block-diagonal in their order): (chain, draw, q, q)."""
+    blocks = integrated_blocks(design) if blocks is None else blocks
     q = sum(b.size for b in blocks)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.zeros((chains, draws, q, q))
@@ -279,6 +344,48 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         start += block.size
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, factor: levels}
     return out, xr.DataArray(loglik.reshape(*shape, J), dims=("chain", "draw", factor), coords=coords)
+
+
+def draw_nested_group_effects(design, posterior: xr.Dataset, packed, random_seed=None, chunk: int = 100):
+    """``draw_group_effects`` when two nested factors were both integrated out (``packed``:
+    the ``marginal_numba.PackedModel`` that was sampled): exact draws of the outer factor's
+    effects with the inner ones integrated out, then of the inner ones given them; the
+    log-likelihood is per outer group."""
+    from .marginal_numba import draw_nested_effects
+
+    rng = np.random.default_rng(random_seed)
+    outer, inner = nested_factors(design)
+    ns = nested_stats(design)
+    q = packed.q
+    q1 = sum(b.size for b in packed.blocks if b.group == inner)
+    C, S_out = len(ns.n_c), len(ns.n_s)
+    b = posterior["b"].transpose("chain", "draw", "term").values
+    sigma = posterior["sigma"].transpose("chain", "draw").values
+    lam = lambda_draws(design, posterior, packed.blocks)
+    shape = b.shape[:2]
+    b, sigma, lam = b.reshape(-1, b.shape[-1]), sigma.reshape(-1), lam.reshape(-1, q, q)
+    eff_in, eff_out = np.empty((len(b), C, q1)), np.empty((len(b), S_out, q - q1))
+    loglik = np.empty((len(b), S_out))
+    for start in range(0, len(b), chunk):
+        sl = slice(start, start + chunk)
+        n = len(b[sl])
+        z_in, z_out = rng.standard_normal((n, C, q1)), rng.standard_normal((n, S_out, q - q1))
+        draw_nested_effects(b[sl], lam[sl], sigma[sl], z_in, z_out, packed.buffer, ns.n_s, ns.yty_s, ns.Xty_s,
+                            ns.XtX_s, eff_in[sl], eff_out[sl], loglik[sl])  # fmt: skip
+    chain_draw = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+    out, starts = {}, {inner: 0, outer: 0}
+    for block in packed.blocks:
+        values = eff_in if block.group == inner else eff_out
+        values = values.reshape(*shape, *values.shape[1:])
+        k = starts[block.group]
+        out[f"r_{block.name}"] = xr.DataArray(
+            values[..., k : k + block.size], dims=("chain", "draw", block.group, f"{block.name}__effect"),
+            coords={**chain_draw, block.group: list(design.factors[block.group].levels),
+                    f"{block.name}__effect": list(block.terms)},
+        )  # fmt: skip
+        starts[block.group] += block.size
+    coords = {**chain_draw, outer: list(design.factors[outer].levels)}
+    return out, xr.DataArray(loglik.reshape(*shape, S_out), dims=("chain", "draw", outer), coords=coords)
 
 
 class _Residuals:

@@ -51,6 +51,7 @@ HEADER = 24
 _LEN, _NDIM, _P, _J, _Q, _NBLOCKS, _HASINT, _INTCOL, _N, _YTY, _NEXP = range(11)
 _OFF_BLOCKS, _OFF_PRIORS, _OFF_SLOPES, _OFF_MEANS, _OFF_XTX, _OFF_XTY = range(11, 17)
 _OFF_ZTZ, _OFF_ZTX, _OFF_ZTY = range(17, 20)
+_NESTED, _Q1, _NOUTER, _OFF_NESTED = range(20, 24)  # two nested factors: see _nested_loglik
 
 
 @numba.njit(cache=True)
@@ -416,6 +417,8 @@ def _groups_q3(lam, s2, b, buf, g_b, g_lam):
 @numba.njit(cache=True)
 def logp_and_grad(x, buf, grad):
     """Log posterior density (up to a constant) at unconstrained x; fills ``grad``."""
+    if buf[_NESTED] > 0:
+        return _nested_logp_and_grad(x, buf, grad)
     n_dim, p, q = x.shape[0], int(buf[_P]), int(buf[_Q])
     b = np.zeros(p)
     lam = np.zeros((q, q))
@@ -457,6 +460,179 @@ def expand(x, buf, out):
         for c in range(q):
             out[p + a * q + c] = lam[a, c]
     out[p + q * q] = sig[0]
+
+
+@numba.njit(cache=True)
+def _nested_offsets(buf):
+    p, q1, C = int(buf[_P]), int(buf[_Q1]), int(buf[_J])
+    q2 = int(buf[_Q]) - q1
+    outer_of = int(buf[_OFF_NESTED])
+    n_c = outer_of + C
+    A = n_c + C
+    ZU = A + C * q1 * q1
+    UU = ZU + C * q1 * q2
+    ZX = UU + C * q2 * q2
+    UX = ZX + C * q1 * p
+    Zy = UX + C * q2 * p
+    Uy = Zy + C * q1
+    return outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy
+
+
+@numba.njit(cache=True)
+def _chol_solve(L, rhs):
+    """Overwrite ``rhs`` (k x m) with (L L')^{-1} rhs; L lower triangular (any dtype)."""
+    k, m = rhs.shape
+    for col in range(m):
+        for a in range(k):
+            t = rhs[a, col]
+            for i in range(a):
+                t -= L[a, i] * rhs[i, col]
+            rhs[a, col] = t / L[a, a]
+        for a in range(k - 1, -1, -1):
+            t = rhs[a, col]
+            for i in range(a + 1, k):
+                t -= L[i, a] * rhs[i, col]
+            rhs[a, col] = t / L[a, a]
+
+
+@numba.njit(cache=True)
+def _cholesky(M, L):
+    """L = the lower Cholesky factor of M (any dtype); returns log det M."""
+    k = M.shape[0]
+    logdet = 0.0 * M[0, 0]
+    for a in range(k):
+        for c in range(a + 1):
+            t = M[a, c]
+            for i in range(c):
+                t -= L[a, i] * L[c, i]
+            if a == c:
+                L[a, a] = np.sqrt(t)
+            else:
+                L[a, c] = t / L[c, c]
+        logdet += 2 * np.log(L[a, a])
+    return logdet
+
+
+@numba.njit(cache=True)
+def _nested_loglik(b, lam, sigma, buf):
+    """Marginal log-likelihood with two nested factors both integrated out (complex-safe).
+
+    Inner group c (Z, Lambda1) within outer group s (U, Lambda2). Per c, with
+    M_c = sigma^2 I + Lambda1' Z'Z Lambda1 and W_c = (sigma^2 I + Z G1 Z')^{-1}:
+    r'W r, U'W r and U'W U follow from Woodbury; summed over the c in s they give B_s = U_s'W U_s
+    and u_s = U_s'W r_s, and with K_s = I + Lambda2' B_s Lambda2, g_s = Lambda2' u_s:
+        log|V_s| = sum_c [(n_c - q1) log sigma^2 + log|M_c|] + log|K_s|
+        r_s'V_s^{-1} r_s = sum_c r_c'W_c r_c - g_s' K_s^{-1} g_s
+    """
+    p, Q, q1, C, S = int(buf[_P]), int(buf[_Q]), int(buf[_Q1]), int(buf[_J]), int(buf[_NOUTER])
+    q2 = Q - q1
+    outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    XtX, Xty = int(buf[_OFF_XTX]), int(buf[_OFF_XTY])
+    s2 = sigma * sigma
+    zero = 0.0 * sigma
+    rtr = buf[_YTY] + zero
+    for a in range(p):
+        xb = zero
+        for c in range(p):
+            xb += buf[XtX + a * p + c] * b[c]
+        rtr += -2 * buf[Xty + a] * b[a] + b[a] * xb
+    dt = lam.dtype
+    B = np.zeros((S, q2, q2), dtype=dt)
+    u = np.zeros((S, q2), dtype=dt)
+    M = np.empty((q1, q1), dtype=dt)
+    L = np.zeros((q1, q1), dtype=dt)
+    rhs = np.empty((q1, 1 + q2), dtype=dt)  # [w | Lambda1' Z'U]
+    zr = np.empty(q1, dtype=dt)
+    ur = np.empty(q2, dtype=dt)
+    logdet = zero
+    wMw = zero
+    for c in range(C):
+        s = int(buf[outer_of + c])
+        for a in range(q1):
+            t = buf[Zy + c * q1 + a] + zero
+            for k in range(p):
+                t -= buf[ZX + (c * q1 + a) * p + k] * b[k]
+            zr[a] = t
+        for a in range(q2):
+            t = buf[Uy + c * q2 + a] + zero
+            for k in range(p):
+                t -= buf[UX + (c * q2 + a) * p + k] * b[k]
+            ur[a] = t
+        for a in range(q1):  # M = sigma^2 I + Lambda1' A Lambda1
+            for k in range(a + 1):
+                t = s2 if a == k else zero
+                for m in range(a, q1):
+                    for n in range(k, q1):
+                        t += lam[m, a] * buf[A + (c * q1 + m) * q1 + n] * lam[n, k]
+                M[a, k] = t
+                M[k, a] = t
+        logdet += (buf[n_c + c] - q1) * np.log(s2) + _cholesky(M, L)
+        for a in range(q1):  # rhs = Lambda1' [Z'r | Z'U]
+            t = zero
+            for m in range(a, q1):
+                t += lam[m, a] * zr[m]
+            rhs[a, 0] = t
+            for k in range(q2):
+                t = zero
+                for m in range(a, q1):
+                    t += lam[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
+                rhs[a, 1 + k] = t
+        w = rhs[:, 0].copy()
+        Y = rhs[:, 1:].copy()
+        _chol_solve(L, rhs)  # rhs = M^{-1} [w | Y]
+        for a in range(q1):
+            wMw += w[a] * rhs[a, 0]
+        for k in range(q2):
+            t = ur[k]
+            for a in range(q1):
+                t -= Y[a, k] * rhs[a, 0]
+            u[s, k] += t / s2
+            for m in range(q2):
+                t = buf[UU + (c * q2 + k) * q2 + m] + zero
+                for a in range(q1):
+                    t -= Y[a, k] * rhs[a, 1 + m]
+                B[s, k, m] += t / s2
+    K = np.empty((q2, q2), dtype=dt)
+    LK = np.zeros((q2, q2), dtype=dt)
+    g = np.empty((q2, 1), dtype=dt)
+    outer = zero
+    for s in range(S):
+        for a in range(q2):  # K = I + Lambda2' B Lambda2, g = Lambda2' u (Lambda2 = lam[q1:, q1:])
+            for k in range(q2):
+                t = 1.0 + zero if a == k else zero
+                for m in range(a, q2):
+                    for n in range(k, q2):
+                        t += lam[q1 + m, q1 + a] * B[s, m, n] * lam[q1 + n, q1 + k]
+                K[a, k] = t
+            t = zero
+            for m in range(a, q2):
+                t += lam[q1 + m, q1 + a] * u[s, m]
+            g[a, 0] = t
+        outer += _cholesky(K, LK)
+        gg = g.copy()
+        _chol_solve(LK, gg)
+        for a in range(q2):
+            outer -= g[a, 0] * gg[a, 0]
+    n = buf[_N]
+    return -0.5 * (n * math.log(2 * math.pi) + logdet + outer + (rtr - wMw) / s2)
+
+
+@numba.njit(cache=True)
+def _nested_logp_and_grad(x, buf, grad):
+    """``logp_and_grad`` for two nested factors: the gradient by complex step throughout."""
+    n_dim, p, q = x.shape[0], int(buf[_P]), int(buf[_Q])
+    xc = x.astype(np.complex128)
+    bc = np.zeros(p, dtype=np.complex128)
+    lamc = np.zeros((q, q), dtype=np.complex128)
+    sigc = np.zeros(1, dtype=np.complex128)
+    value = 0.0
+    for i in range(n_dim):
+        xc[i] = x[i] + 1j * STEP
+        lp = _unpack(xc, buf, bc, lamc, sigc) + _nested_loglik(bc, lamc, sigc[0], buf)
+        grad[i] = lp.imag / STEP
+        value = lp.real
+        xc[i] = x[i]
+    return value
 
 
 @numba.njit(cache=True, parallel=True)
@@ -525,6 +701,139 @@ def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effe
                 effects[s, j, a] = t
 
 
+@numba.njit(cache=True, parallel=True)
+def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """Exact draws with two nested factors, per posterior draw: the outer effects given y with
+    the inner ones integrated out, eta2 ~ N(K^{-1} g, K^{-1}) (see ``_nested_loglik``), then the
+    inner ones given those, v_c - M_c^{-1} Lambda1' Z'U b_outer + sigma L_c^{-T} z; and each
+    outer group's marginal log-likelihood. Fills eff_in (S, C, q1), eff_out (S, S_out, q2), loglik."""
+    S, C, q1 = z_in.shape
+    S_out, q2 = z_out.shape[1], z_out.shape[2]
+    p = b.shape[1]
+    outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    for d in numba.prange(S):
+        lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
+        Ls = np.zeros((C, q1, q1))
+        v = np.empty((C, q1))
+        V = np.empty((C, q1, q2))
+        B = np.zeros((S_out, q2, q2))
+        u = np.zeros((S_out, q2))
+        logdet = np.zeros(S_out)
+        wMw = np.zeros(S_out)
+        M = np.empty((q1, q1))
+        rhs = np.empty((q1, 1 + q2))
+        zr = np.empty(q1)
+        ur = np.empty(q2)
+        for c in range(C):
+            s = int(buf[outer_of + c])
+            for a in range(q1):
+                t = buf[Zy + c * q1 + a]
+                for k in range(p):
+                    t -= buf[ZX + (c * q1 + a) * p + k] * bb[k]
+                zr[a] = t
+            for a in range(q2):
+                t = buf[Uy + c * q2 + a]
+                for k in range(p):
+                    t -= buf[UX + (c * q2 + a) * p + k] * bb[k]
+                ur[a] = t
+            for a in range(q1):
+                for k in range(a + 1):
+                    t = s2 if a == k else 0.0
+                    for m in range(a, q1):
+                        for n in range(k, q1):
+                            t += lm[m, a] * buf[A + (c * q1 + m) * q1 + n] * lm[n, k]
+                    M[a, k] = t
+                    M[k, a] = t
+            logdet[s] += (buf[n_c + c] - q1) * math.log(s2) + _cholesky(M, Ls[c])
+            for a in range(q1):
+                t = 0.0
+                for m in range(a, q1):
+                    t += lm[m, a] * zr[m]
+                rhs[a, 0] = t
+                for k in range(q2):
+                    t = 0.0
+                    for m in range(a, q1):
+                        t += lm[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
+                    rhs[a, 1 + k] = t
+            w = rhs[:, 0].copy()
+            Y = rhs[:, 1:].copy()
+            _chol_solve(Ls[c], rhs)
+            for a in range(q1):
+                wMw[s] += w[a] * rhs[a, 0]
+                v[c, a] = rhs[a, 0]
+                for k in range(q2):
+                    V[c, a, k] = rhs[a, 1 + k]
+            for k in range(q2):
+                t = ur[k]
+                for a in range(q1):
+                    t -= Y[a, k] * rhs[a, 0]
+                u[s, k] += t / s2
+                for m in range(q2):
+                    t = buf[UU + (c * q2 + k) * q2 + m]
+                    for a in range(q1):
+                        t -= Y[a, k] * rhs[a, 1 + m]
+                    B[s, k, m] += t / s2
+        K = np.empty((q2, q2))
+        LK = np.zeros((q2, q2))
+        f = np.empty(q2)
+        eta = np.empty(q2)
+        for s in range(S_out):
+            for a in range(q2):
+                for k in range(q2):
+                    t = 1.0 if a == k else 0.0
+                    for m in range(a, q2):
+                        for n in range(k, q2):
+                            t += lm[q1 + m, q1 + a] * B[s, m, n] * lm[q1 + n, q1 + k]
+                    K[a, k] = t
+            logdet_k = _cholesky(K, LK)
+            quad = 0.0
+            for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u
+                t = 0.0
+                for m in range(a, q2):
+                    t += lm[q1 + m, q1 + a] * u[s, m]
+                for m in range(a):
+                    t -= LK[a, m] * f[m]
+                f[a] = t / LK[a, a]
+                quad += f[a] * f[a]
+            rtr = yty_s[s]
+            for a in range(p):
+                xb = 0.0
+                for k in range(p):
+                    xb += XtX_s[s, a, k] * bb[k]
+                rtr += -2 * Xty_s[s, a] * bb[a] + bb[a] * xb
+            loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet[s] + logdet_k + (rtr - wMw[s]) / s2 - quad)
+            for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
+                t = f[a] + z_out[d, s, a]
+                for m in range(a + 1, q2):
+                    t -= LK[m, a] * eta[m]
+                eta[a] = t / LK[a, a]
+            for a in range(q2):
+                t = 0.0
+                for m in range(a + 1):
+                    t += lm[q1 + a, q1 + m] * eta[m]
+                eff_out[d, s, a] = t
+        e1 = np.empty(q1)
+        for c in range(C):
+            s = int(buf[outer_of + c])
+            L = Ls[c]
+            for a in range(q1 - 1, -1, -1):  # L' e = sigma z + L' (v - V b_outer)
+                t = 0.0
+                for m in range(a, q1):
+                    mean = v[c, m]
+                    for k in range(q2):
+                        mean -= V[c, m, k] * eff_out[d, s, k]
+                    t += L[m, a] * mean
+                t += sigma[d] * z_in[d, c, a]
+                for m in range(a + 1, q1):
+                    t -= L[m, a] * e1[m]
+                e1[a] = t / L[a, a]
+            for a in range(q1):
+                t = 0.0
+                for m in range(a + 1):
+                    t += lm[a, m] * e1[m]
+                eff_in[d, c, a] = t
+
+
 _LOGP_SIG = numba.types.int64(
     numba.types.uint64, numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
     numba.types.CPointer(numba.types.double), numba.types.voidptr,
@@ -577,6 +886,11 @@ class PackedModel:
     jitter: np.ndarray  # half-width of the uniform jitter of each start value
     p: int
     q: int
+    blocks: tuple = ()  # in Lambda's order
+
+    @property
+    def nested(self) -> bool:
+        return bool(self.buffer[_NESTED])
 
     @property
     def n_dim(self) -> int:
@@ -594,6 +908,8 @@ class PackedModel:
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood alone at unconstrained ``x`` (for tests)."""
         b, lam, sigma = self.natural(x)
+        if self.nested:
+            return float(_nested_loglik(b, lam, sigma, self.buffer))
         loglik, _ = _loglik_grad(b, lam, sigma, self.buffer, np.empty(self.p), np.empty((self.q, self.q)))
         return float(loglik)
 
@@ -611,13 +927,16 @@ class PackedModel:
 
 def pack_model(design, priors) -> PackedModel:
     """Pack ``design``'s sufficient statistics and ``priors`` into one float64 buffer."""
-    from .marginal import integrated_blocks, sufficient_stats
+    from .marginal import integrated_blocks, nested_factors, nested_stats, sufficient_stats
 
     s = sufficient_stats(design)
     X, terms = design.X, design.fixed_terms
     p = X.shape[1]
     J, q = s.Zty.shape
-    blocks = integrated_blocks(design)
+    nested = nested_factors(design)
+    blocks = integrated_blocks(design)  # with two nested factors: the inner one's, then the outer's
+    if nested:
+        blocks = blocks + [b for b in design.blocks if b.group == nested[0]]
     has_int = int(design.has_intercept)
     int_col = terms.index("(Intercept)") if has_int else -1
     slopes = [k for k in range(p) if k != int_col]
@@ -650,11 +969,19 @@ def pack_model(design, priors) -> PackedModel:
         k += block.size
     ordered.append("log sigma")
 
+    per_group = [s.ZtZ.ravel(), s.ZtX.ravel(), s.Zty.ravel()]
+    header = np.zeros(HEADER)
+    if nested:
+        per_group = [np.zeros(0)] * 3
+        ns = nested_stats(design)
+        q = sum(b.size for b in blocks)
+        header[[_NESTED, _Q1, _NOUTER]] = [1, s.Zty.shape[1], len(ns.n_s)]
+        nested_section = np.concatenate([np.asarray(a, dtype=float).ravel() for a in (
+            ns.outer_of, ns.n_c, ns.ZtZ, ns.ZtU, ns.UtU, ns.ZtX, ns.UtX, ns.Zty, ns.Uty)])  # fmt: skip
     sections = [
         np.asarray(block_rows, dtype=float).ravel(), np.asarray(prior_rows, dtype=float).ravel(),
-        np.asarray(slopes, dtype=float), means, s.XtX.ravel(), s.Xty, s.ZtZ.ravel(), s.ZtX.ravel(), s.Zty.ravel(),
+        np.asarray(slopes, dtype=float), means, s.XtX.ravel(), s.Xty, *per_group,
     ]  # fmt: skip
-    header = np.zeros(HEADER)
     header[[_NDIM, _P, _J, _Q, _NBLOCKS, _HASINT, _INTCOL, _N, _YTY]] = [
         len(ordered), p, J, q, len(blocks), has_int, int_col, s.n, s.yty,
     ]  # fmt: skip
@@ -663,11 +990,15 @@ def pack_model(design, priors) -> PackedModel:
     for pos, section in zip(range(_OFF_BLOCKS, _OFF_ZTY + 1), sections):
         header[pos] = offset
         offset += len(section)
+    if nested:
+        sections.append(nested_section)
+        header[_OFF_NESTED] = offset
+        offset += len(nested_section)
     header[_LEN] = offset
     buffer = np.ascontiguousarray(np.concatenate([header, *sections]))
     buffer.flags.writeable = False
     start_x, jitter = _start(design, blocks, slopes, int_col, means, len(ordered))
-    return PackedModel(buffer, tuple(ordered), start_x, jitter, p, q)
+    return PackedModel(buffer, tuple(ordered), start_x, jitter, p, q, tuple(blocks))
 
 
 def _prior_row(prior) -> list[float]:
@@ -714,8 +1045,6 @@ def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target
     import xarray as xr
     from nutpie.compile_pymc import CompiledPyMCModel
 
-    from .marginal import integrated_blocks
-
     p, q = packed.p, packed.q
     compiled = CompiledPyMCModel(
         compiled_logp_func=_logp_cfunc, compiled_expand_func=_expand_cfunc, initial_point_func=packed.initial_point,
@@ -735,7 +1064,7 @@ def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target
     post = {"b": xr.DataArray(raw["b"].transpose("chain", "draw", ...).values, dims=("chain", "draw", "term"),
                               coords={**chain_draw, "term": list(design.fixed_terms)})}  # fmt: skip
     start = 0
-    for block in integrated_blocks(design):
+    for block in packed.blocks:
         sl = slice(start, start + block.size)
         part = lam[:, :, sl, sl]
         sd = np.sqrt(np.einsum("cdik,cdik->cdi", part, part))  # row norms of diag(sd) L

@@ -271,9 +271,13 @@ class FitResult:
     # --- helpers ----------------------------------------------------------------------------
 
     def _integrated(self) -> str:
-        from .marginal import integrated_factor
+        """The factors whose effects were integrated out, as the summary names them."""
+        names = self.idata.posterior.attrs.get("integrated_factors")
+        if names is None:
+            from .marginal import integrated_factor
 
-        return repr(integrated_factor(self.design))
+            names = integrated_factor(self.design)
+        return " and ".join(repr(n) for n in names.split(", "))
 
     def _blocks(self, group):
         blocks = [b for b in self.design.blocks if group is None or b.group == group]

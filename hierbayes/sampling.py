@@ -104,7 +104,8 @@ def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_see
                   progressbar=False, nuts=None):
     """NUTS by nutpie on the marginal model written in numba (``hierbayes.marginal_numba``):
     no code generation, so no compile step once numba's disk cache holds its functions.
-    Same seed, same draws. The DataTree's posterior has the PyMC model's names and dims."""
+    Same seed, same draws. Returns the DataTree (its posterior has the PyMC model's names and
+    dims) and the ``PackedModel``."""
     from pymc.util import get_random_generator
 
     from .marginal_numba import pack_model, run_nutpie
@@ -112,9 +113,10 @@ def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_see
     _check_settings(draws, tune, chains, target_accept)
     packed = pack_model(design, priors)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    return run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+    idata = run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
                        target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
                        progressbar=progressbar)  # fmt: skip
+    return idata, packed
 
 
 def _check_settings(draws, tune, chains, target_accept) -> None:

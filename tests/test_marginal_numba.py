@@ -161,3 +161,146 @@ def test_posterior_matches_the_pymc_built_marginal_model(fits, monkeypatch):
         z = ((a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / se).values.reshape(-1)
         z = z[np.isfinite(z)]  # the correlation matrix's constant diagonal
         assert np.all(np.abs(z) < 4), (var, z)
+
+
+# --- two nested factors, both integrated out ------------------------------------------------
+
+NESTED = [
+    "y ~ x + (1 | h/g)",                        # pupils in classes in schools
+    "y ~ x + (x | h) + (1 | h:g)",              # a random slope on the outer factor
+    "y ~ x + (1 | h) + (x | h:g)",              # ... on the inner one
+    "y ~ x + (x || h) + (1 + x + w | h:g)",     # several blocks, q1 = 3, q2 = 2
+]  # fmt: skip
+
+
+def _nested_data(seed=3):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(4):
+        for c in range(rng.integers(2, 4)):
+            for _ in range(rng.integers(1, 6)):
+                x = rng.normal()
+                rows.append({"h": f"h{s}", "g": f"c{c}", "x": x, "w": rng.normal(), "y": rng.normal() + x})
+    return pd.DataFrame(rows)
+
+
+def _nested(formula):
+    from hierbayes.marginal import nested_factors
+
+    design = hb.make_design(formula, _nested_data())
+    priors = hb.make_priors(design)
+    assert nested_factors(design) == ("h", "h:g") and packed_applies(design, priors)
+    return design, pack_model(design, priors)
+
+
+def _joint_Z_and_G(design, packed, lam):
+    """Z of every group effect (inner groups' columns, then outer groups') and its prior G."""
+    cols, start = [], 0
+    for block in packed.blocks:
+        sl = slice(start, start + block.size)
+        start += block.size
+        codes = design.factors[block.group].codes
+        cols.append((block.group, sl, codes, block.Z))
+    inner, outer = "h:g", "h"
+    parts, G_parts = [], []
+    for factor in (inner, outer):
+        blocks = [c for c in cols if c[0] == factor]
+        Zf = np.column_stack([c[3] for c in blocks])
+        sl = slice(blocks[0][1].start, blocks[-1][1].stop)
+        codes = blocks[0][2]
+        n_levels = design.factors[factor].n_levels
+        k = Zf.shape[1]
+        Zfull = np.zeros((design.n_obs, n_levels * k))
+        for i in range(design.n_obs):
+            Zfull[i, codes[i] * k : (codes[i] + 1) * k] = Zf[i]
+        parts.append(Zfull)
+        G_parts.append(np.kron(np.eye(n_levels), lam[sl, sl] @ lam[sl, sl].T))
+    from scipy.linalg import block_diag
+
+    return np.hstack(parts), block_diag(*G_parts)
+
+
+@pytest.mark.parametrize("formula", NESTED)
+def test_nested_log_likelihood_is_the_dense_normal_density_and_its_gradient_exact(formula):
+    design, packed = _nested(formula)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        x = packed.start + rng.normal(0, 0.6, packed.n_dim)
+        b, lam, sigma = packed.natural(x)
+        Z, G = _joint_Z_and_G(design, packed, lam)
+        dense = multivariate_normal(design.X @ b, sigma**2 * np.eye(design.n_obs) + Z @ G @ Z.T).logpdf(design.y)
+        assert packed.loglik(x) == pytest.approx(dense, rel=1e-10, abs=1e-8)
+        _, grad = packed.logp(x)
+        eps = 1e-6
+        numeric = [(packed.logp(x + eps * e)[0] - packed.logp(x - eps * e)[0]) / (2 * eps) for e in np.eye(packed.n_dim)]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("formula", NESTED[:2] + NESTED[3:])
+def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
+    """A draw is m + T z (z the standard normals the kernel is given): with z = 0 it is the
+    posterior mean of all group effects given the parameters, and T T' their posterior
+    covariance, both against the dense Gaussian (G^{-1} + Z'Z / sigma^2)^{-1}."""
+    from hierbayes.marginal import nested_stats
+    from hierbayes.marginal_numba import draw_nested_effects
+
+    design, packed = _nested(formula)
+    ns = nested_stats(design)
+    x = packed.start + np.random.default_rng(2).normal(0, 0.5, packed.n_dim)
+    b, lam, sigma = packed.natural(x)
+    q1 = sum(blk.size for blk in packed.blocks if blk.group == "h:g")
+    C, S = len(ns.n_c), len(ns.n_s)
+    q2 = packed.q - q1
+
+    def draw(z_in, z_out):
+        e_in, e_out, ll = np.empty((1, C, q1)), np.empty((1, S, q2)), np.empty((1, S))
+        draw_nested_effects(b[None], lam[None], np.array([sigma]), z_in[None], z_out[None], packed.buffer, ns.n_s,
+                            ns.yty_s, ns.Xty_s, ns.XtX_s, e_in, e_out, ll)  # fmt: skip
+        return np.concatenate([e_in.ravel(), e_out.ravel()])
+
+    mean = draw(np.zeros((C, q1)), np.zeros((S, q2)))
+    T = np.column_stack([draw(e[: C * q1].reshape(C, q1), e[C * q1 :].reshape(S, q2)) - mean
+                         for e in np.eye(C * q1 + S * q2)])  # fmt: skip
+    Z, G = _joint_Z_and_G(design, packed, lam)
+    precision = np.linalg.inv(G) + Z.T @ Z / sigma**2
+    cov = np.linalg.inv(precision)
+    np.testing.assert_allclose(mean, cov @ Z.T @ (design.y - design.X @ b) / sigma**2, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(T @ T.T, cov, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.sampling
+def test_nested_fit_matches_the_model_that_samples_the_outer_effects(monkeypatch):
+    """Both factors integrated out (default) against the PyMC-built model that samples the
+    school effects: fixed effects, SDs and sigma within Monte Carlo error, group effects'
+    posterior means within 0.1 posterior SD and their SDs within 10%."""
+    import arviz as az
+
+    import hierbayes.api
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for s in range(25):
+        u_s = rng.normal(0, 0.8)
+        for c in range(rng.integers(2, 6)):
+            u_c = rng.normal(0, 0.5)
+            for _ in range(rng.integers(3, 15)):
+                x = rng.normal()
+                rows.append({"school": f"s{s}", "class": f"c{c}", "x": x, "y": 1 + 0.5 * x + u_s + u_c + rng.normal()})
+    data = pd.DataFrame(rows)
+    formula = "y ~ x + (1 | school/class)"
+    both = hb.fit(formula, data, random_seed=1, progressbar=False)
+    assert "'school' and 'school:class' integrated out" in both.summary()
+    assert both.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
+    monkeypatch.setattr(hierbayes.api, "packed_applies", lambda *args: False)
+    one = hb.fit(formula, data, random_seed=2, progressbar=False)
+    assert "group effects of 'school:class' integrated out" in one.summary()
+    for var in ("b", "sd_school", "sd_school:class", "sigma"):
+        a, b = both.posterior[var], one.posterior[var]
+        se = np.sqrt(az.mcse(both.idata, var_names=[var])[var] ** 2 + az.mcse(one.idata, var_names=[var])[var] ** 2)
+        z = ((a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / se).values.reshape(-1)
+        assert np.all(np.abs(z) < 4), (var, z)
+    for var in ("r_school", "r_school:class"):
+        a, b = both.posterior[var], one.posterior[var]
+        sd = b.std(("chain", "draw"))
+        assert float(np.abs((a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / sd).max()) < 0.1
+        np.testing.assert_allclose(a.std(("chain", "draw")), sd, rtol=0.1)
