@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
+    .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools
     .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
@@ -27,7 +28,7 @@ import pytensor.tensor as pt
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import hierbayes as hb  # noqa: E402
-from simulate import simulate, simulate_crossed  # noqa: E402
+from simulate import simulate, simulate_crossed, simulate_nested  # noqa: E402
 
 DRAWS = dict(draws=1000, tune=1000, chains=4)
 
@@ -171,6 +172,25 @@ def time_to_answer(repeats=3):
     return rows
 
 
+def nested(seed=1):
+    """Both nested factors integrated out (default) against the model that samples the
+    schools' effects (PyMC-built marginal model, the classes integrated out)."""
+    import hierbayes.api
+
+    data, formula = simulate_nested(seed=seed)
+    rows = []
+    idata, wall = hierbayes_fit(formula, data, "auto", seed)
+    rows.append(summarise("hierbayes auto (schools and classes integrated out)", idata, wall, ["school", "school:class"]))
+    original = hierbayes.api.packed_applies
+    hierbayes.api.packed_applies = lambda *args: False
+    try:
+        idata, wall = hierbayes_fit(formula, data, "auto", seed)
+    finally:
+        hierbayes.api.packed_applies = original
+    rows.append(summarise("hierbayes, classes integrated out, schools sampled", idata, wall, ["school", "school:class"]))
+    return rows
+
+
 def main(which):
     if which == "time-to-answer":
         table = pd.DataFrame(time_to_answer())
@@ -184,8 +204,10 @@ def main(which):
         rows = simulated(2_000_000, 20_000, (2, 3))
     elif which == "crossed":
         rows = crossed()
+    elif which == "nested":
+        rows = nested()
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, crossed or time-to-answer")
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, crossed, nested or time-to-answer")
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]

@@ -36,3 +36,18 @@ def simulate_crossed(n_rows: int = 73_000, n_subjects: int = 3_000, n_items: int
     y = 1 + 0.5 * x + rng.normal(0, 0.5, n_subjects)[subject] + rng.normal(0, 0.3, n_items)[item] + rng.normal(size=n_rows)
     data = pd.DataFrame({"y": y, "x": x, "subject": [f"s{k}" for k in subject], "item": [f"i{k}" for k in item]})
     return data, "y ~ x + (1 | subject) + (1 | item)"
+
+
+def simulate_nested(n_schools: int = 500, classes: int = 8, pupils: int = 25, seed: int = 1):
+    """Pupils in classes in schools: random school intercepts and slopes (SDs 0.5 and 0.2,
+    correlation 0.3) and class intercepts (SD 0.3); residual SD 1."""
+    rng = np.random.default_rng(seed)
+    n = n_schools * classes * pupils
+    school = np.repeat(np.arange(n_schools), classes * pupils)
+    klass = np.repeat(np.arange(n_schools * classes), pupils)
+    x = rng.normal(size=n)
+    G = np.array([[0.25, 0.3 * 0.5 * 0.2], [0.3 * 0.5 * 0.2, 0.04]])
+    u = rng.multivariate_normal([0, 0], G, size=n_schools)
+    y = 1 + 0.5 * x + u[school, 0] + u[school, 1] * x + rng.normal(0, 0.3, n_schools * classes)[klass] + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": x, "school": [f"s{k}" for k in school], "class": [f"c{k % classes}" for k in klass]})
+    return data, "y ~ x + (x | school) + (1 | school:class)"

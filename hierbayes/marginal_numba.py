@@ -417,7 +417,8 @@ def _groups_q3(lam, s2, b, buf, g_b, g_lam):
 @numba.njit(cache=True)
 def logp_and_grad(x, buf, grad):
     """Log posterior density (up to a constant) at unconstrained x; fills ``grad``."""
-    if buf[_NESTED] > 0:
+    nested = buf[_NESTED] > 0
+    if nested and int(buf[_Q1]) > 1:
         return _nested_logp_and_grad(x, buf, grad)
     n_dim, p, q = x.shape[0], int(buf[_P]), int(buf[_Q])
     b = np.zeros(p)
@@ -426,7 +427,10 @@ def logp_and_grad(x, buf, grad):
     lp_prior = _unpack(x, buf, b, lam, sig)
     g_b = np.empty(p)
     g_lam = np.empty((q, q))
-    loglik, g_sigma = _loglik_grad(b, lam, sig[0], buf, g_b, g_lam)
+    if nested:
+        loglik, g_sigma = _nested_q1_loglik_grad(b, lam, sig[0], buf, g_b, g_lam)
+    else:
+        loglik, g_sigma = _loglik_grad(b, lam, sig[0], buf, g_b, g_lam)
     # chain rule through the small map x -> (b, Lambda, sigma) and the prior, by complex step
     xc = x.astype(np.complex128)
     bc = np.zeros(p, dtype=np.complex128)
@@ -541,12 +545,40 @@ def _nested_loglik(b, lam, sigma, buf):
     u = np.zeros((S, q2), dtype=dt)
     M = np.empty((q1, q1), dtype=dt)
     L = np.zeros((q1, q1), dtype=dt)
-    rhs = np.empty((q1, 1 + q2), dtype=dt)  # [w | Lambda1' Z'U]
+    rhs = np.empty((q1, 1 + q2), dtype=dt)  # [w | Lambda1' Z'U], then M^{-1} times it
+    wY = np.empty((q1, 1 + q2), dtype=dt)  # a copy of it before the solve
     zr = np.empty(q1, dtype=dt)
     ur = np.empty(q2, dtype=dt)
     logdet = zero
     wMw = zero
-    for c in range(C):
+    l1, l1sq = lam[0, 0], lam[0, 0] * lam[0, 0]
+    if q1 == 1:
+        logdet += (buf[_N] - C) * np.log(s2)  # sum over classes of (n_c - 1) log sigma^2
+    for c in range(C if q1 == 1 else 0):  # one inner effect (class intercepts): scalars
+        s = int(buf[outer_of + c])
+        zr0 = buf[Zy + c] + zero
+        for k in range(p):
+            zr0 -= buf[ZX + c * p + k] * b[k]
+        m1 = s2 + l1sq * buf[A + c]
+        inv = 1.0 / m1
+        logdet += np.log(m1)
+        v1 = l1 * zr0 * inv
+        wMw += l1 * zr0 * v1
+        for k in range(q2):
+            t = buf[Uy + c * q2 + k] + zero
+            for i in range(p):
+                t -= buf[UX + (c * q2 + k) * p + i] * b[i]
+            zu_k = buf[ZU + c * q2 + k]
+            u[s, k] += t - l1 * zu_k * v1
+            for m in range(q2):
+                B[s, k, m] += buf[UU + (c * q2 + k) * q2 + m] - l1sq * zu_k * buf[ZU + c * q2 + m] * inv
+    if q1 == 1:  # the 1 / sigma^2 of u and B, once
+        for s in range(S):
+            for k in range(q2):
+                u[s, k] = u[s, k] / s2
+                for m in range(q2):
+                    B[s, k, m] = B[s, k, m] / s2
+    for c in range(C if q1 > 1 else 0):
         s = int(buf[outer_of + c])
         for a in range(q1):
             t = buf[Zy + c * q1 + a] + zero
@@ -577,20 +609,19 @@ def _nested_loglik(b, lam, sigma, buf):
                 for m in range(a, q1):
                     t += lam[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
                 rhs[a, 1 + k] = t
-        w = rhs[:, 0].copy()
-        Y = rhs[:, 1:].copy()
+        wY[:, :] = rhs
         _chol_solve(L, rhs)  # rhs = M^{-1} [w | Y]
         for a in range(q1):
-            wMw += w[a] * rhs[a, 0]
+            wMw += wY[a, 0] * rhs[a, 0]
         for k in range(q2):
             t = ur[k]
             for a in range(q1):
-                t -= Y[a, k] * rhs[a, 0]
+                t -= wY[a, 1 + k] * rhs[a, 0]
             u[s, k] += t / s2
             for m in range(q2):
                 t = buf[UU + (c * q2 + k) * q2 + m] + zero
                 for a in range(q1):
-                    t -= Y[a, k] * rhs[a, 1 + m]
+                    t -= wY[a, 1 + k] * rhs[a, 1 + m]
                 B[s, k, m] += t / s2
     K = np.empty((q2, q2), dtype=dt)
     LK = np.zeros((q2, q2), dtype=dt)
@@ -615,6 +646,150 @@ def _nested_loglik(b, lam, sigma, buf):
             outer -= g[a, 0] * gg[a, 0]
     n = buf[_N]
     return -0.5 * (n * math.log(2 * math.pi) + logdet + outer + (rtr - wMw) / s2)
+
+
+@numba.njit(cache=True)
+def _nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
+    """``_nested_loglik`` when the inner factor has one effect (class intercepts), with its
+    gradient in b, Lambda and sigma by hand (reverse mode, two passes over the inner groups).
+    Same conventions as ``_loglik_grad``; phi_c = l1^2 / m_c, m_c = sigma^2 + l1^2 Z'Z."""
+    p, Q, C, S = int(buf[_P]), int(buf[_Q]), int(buf[_J]), int(buf[_NOUTER])
+    q2 = Q - 1
+    outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    XtX, Xty = int(buf[_OFF_XTX]), int(buf[_OFF_XTY])
+    n = buf[_N]
+    s2 = sigma * sigma
+    l1 = lam[0, 0]
+    l1sq = l1 * l1
+    Xtr = np.empty(p)
+    rtr = buf[_YTY]
+    for a in range(p):
+        xb = 0.0
+        for c in range(p):
+            xb += buf[XtX + a * p + c] * b[c]
+        Xtr[a] = buf[Xty + a] - xb
+        rtr += -2 * buf[Xty + a] * b[a] + b[a] * xb
+    u = np.zeros((S, q2))
+    B = np.zeros((S, q2, q2))
+    ur = np.empty(q2)
+    logdet = (n - C) * math.log(s2)
+    wMw = 0.0
+    for c in range(C):  # pass 1: per outer group, u = U'W r and B = U'W U (times sigma^2 for now)
+        s = int(buf[outer_of + c])
+        zr = buf[Zy + c]
+        for k in range(p):
+            zr -= buf[ZX + c * p + k] * b[k]
+        m = s2 + l1sq * buf[A + c]
+        phi = l1sq / m
+        logdet += math.log(m)
+        wMw += phi * zr * zr
+        for k in range(q2):
+            t = buf[Uy + c * q2 + k]
+            for i in range(p):
+                t -= buf[UX + (c * q2 + k) * p + i] * b[i]
+            zu_k = buf[ZU + c * q2 + k]
+            u[s, k] += t - phi * zu_k * zr
+            for j in range(q2):
+                B[s, k, j] += buf[UU + (c * q2 + k) * q2 + j] - phi * zu_k * buf[ZU + c * q2 + j]
+    u /= s2
+    B /= s2
+    # per outer group: K = I + L2' B L2, g = L2' u, h = K^{-1} g, and the adjoints of u and B
+    L2 = lam[1:, 1:]
+    u_bar = np.empty((S, q2))
+    B_bar = np.empty((S, q2, q2))
+    g_L2 = np.zeros((q2, q2))
+    K = np.empty((q2, q2))
+    LK = np.zeros((q2, q2))
+    rhs = np.empty((q2, q2 + 1))  # [I | g] -> [K^{-1} | h]
+    g = np.empty(q2)
+    BL = np.empty((q2, q2))
+    outer = 0.0
+    s2_bar = 0.0
+    for s in range(S):
+        for a in range(q2):
+            for k in range(q2):
+                t = 0.0
+                for m in range(q2):
+                    t += B[s, a, m] * L2[m, k]
+                BL[a, k] = t
+        for a in range(q2):
+            for k in range(q2):
+                t = 1.0 if a == k else 0.0
+                for m in range(q2):
+                    t += L2[m, a] * BL[m, k]
+                K[a, k] = t
+                rhs[a, k] = 1.0 if a == k else 0.0
+            t = 0.0
+            for m in range(q2):
+                t += L2[m, a] * u[s, m]
+            rhs[a, q2] = t
+        outer += _cholesky(K, LK)
+        for a in range(q2):
+            g[a] = rhs[a, q2]
+        _chol_solve(LK, rhs)
+        for a in range(q2):
+            outer -= g[a] * rhs[a, q2]
+        for a in range(q2):  # u_bar = L2 h;  B_bar = -1/2 L2 (K^{-1} + h h') L2'
+            t = 0.0
+            for m in range(q2):
+                t += L2[a, m] * rhs[m, q2]
+            u_bar[s, a] = t
+        for a in range(q2):
+            for k in range(q2):
+                t = 0.0
+                for m in range(q2):
+                    for i in range(q2):
+                        t += L2[a, m] * (rhs[m, i] + rhs[m, q2] * rhs[i, q2]) * L2[k, i]
+                B_bar[s, a, k] = -0.5 * t
+        for a in range(q2):  # d/dL2: -(B L2 K^{-1} - u h' + B L2 h h')
+            for k in range(q2):
+                t = u[s, a] * rhs[k, q2]
+                for m in range(q2):
+                    t -= BL[a, m] * (rhs[m, k] + rhs[m, q2] * rhs[k, q2])
+                g_L2[a, k] += t
+        for a in range(q2):  # u and B carry 1 / sigma^2
+            s2_bar -= u_bar[s, a] * u[s, a] / s2
+            for k in range(q2):
+                s2_bar -= B_bar[s, a, k] * B[s, a, k] / s2
+    u_bar /= s2  # now adjoints of the sums before dividing by sigma^2
+    B_bar /= s2
+    for c in range(p):
+        g_b[c] = Xtr[c] / s2
+    l1_bar = 0.0
+    for c in range(C):  # pass 2: the inner groups' share of the gradient
+        s = int(buf[outer_of + c])
+        zr = buf[Zy + c]
+        for k in range(p):
+            zr -= buf[ZX + c * p + k] * b[k]
+        a_c = buf[A + c]
+        m = s2 + l1sq * a_c
+        inv = 1.0 / m
+        phi = l1sq * inv
+        uzu = 0.0
+        zBz = 0.0
+        for k in range(q2):
+            zu_k = buf[ZU + c * q2 + k]
+            uzu += u_bar[s, k] * zu_k
+            for j in range(q2):
+                zBz += B_bar[s, k, j] * zu_k * buf[ZU + c * q2 + j]
+        zr_bar = phi * zr / s2 - phi * uzu
+        for k in range(p):
+            g_b[k] -= zr_bar * buf[ZX + c * p + k]
+        for j in range(q2):
+            for k in range(p):
+                g_b[k] -= u_bar[s, j] * buf[UX + (c * q2 + j) * p + k]
+        phi_bar = 0.5 * zr * zr / s2 - zr * uzu - zBz
+        m_bar = -0.5 * inv
+        l1_bar += phi_bar * 2 * l1 * s2 * inv * inv + m_bar * 2 * l1 * a_c
+        s2_bar += phi_bar * (-l1sq * inv * inv) + m_bar
+    s2_bar += -0.5 * (n - C) / s2 + 0.5 * (rtr - wMw) / (s2 * s2)
+    g_lam[:, :] = 0.0
+    g_lam[0, 0] = l1_bar
+    for a in range(q2):
+        for k in range(q2):
+            g_lam[1 + a, 1 + k] = g_L2[a, k]
+    loglik = -0.5 * (n * math.log(2 * math.pi) + logdet + outer + (rtr - wMw) / s2)
+    return loglik, 2 * sigma * s2_bar
 
 
 @numba.njit(cache=True)
@@ -722,6 +897,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
         wMw = np.zeros(S_out)
         M = np.empty((q1, q1))
         rhs = np.empty((q1, 1 + q2))
+        wY = np.empty((q1, 1 + q2))
         zr = np.empty(q1)
         ur = np.empty(q2)
         for c in range(C):
@@ -755,23 +931,22 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                     for m in range(a, q1):
                         t += lm[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
                     rhs[a, 1 + k] = t
-            w = rhs[:, 0].copy()
-            Y = rhs[:, 1:].copy()
+            wY[:, :] = rhs
             _chol_solve(Ls[c], rhs)
             for a in range(q1):
-                wMw[s] += w[a] * rhs[a, 0]
+                wMw[s] += wY[a, 0] * rhs[a, 0]
                 v[c, a] = rhs[a, 0]
                 for k in range(q2):
                     V[c, a, k] = rhs[a, 1 + k]
             for k in range(q2):
                 t = ur[k]
                 for a in range(q1):
-                    t -= Y[a, k] * rhs[a, 0]
+                    t -= wY[a, 1 + k] * rhs[a, 0]
                 u[s, k] += t / s2
                 for m in range(q2):
                     t = buf[UU + (c * q2 + k) * q2 + m]
                     for a in range(q1):
-                        t -= Y[a, k] * rhs[a, 1 + m]
+                        t -= wY[a, 1 + k] * rhs[a, 1 + m]
                     B[s, k, m] += t / s2
         K = np.empty((q2, q2))
         LK = np.zeros((q2, q2))
