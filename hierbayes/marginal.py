@@ -14,8 +14,10 @@ gradient costs O(J q^3) whatever the number of rows. The q x q Cholesky factor o
 the triangular solve are written out element by element on length-J vectors: PyTensor's
 batched (Blockwise) linear algebra over J small matrices was 20-40x slower (shared notes).
 
-With several grouping factors (crossed or nested), the factor with the most levels is
-integrated out and the others are sampled as in the full model (Lai, Domke & Sheldon 2024):
+With two nested factors, ``hierbayes.marginal_numba`` integrates both out (``nested_stats``,
+``draw_nested_group_effects``). Otherwise, with several grouping factors (crossed; nested
+when the PyMC-built model runs), the factor with the most levels is integrated out and the
+others are sampled as in the full model (Lai, Domke & Sheldon 2024):
 the residual then subtracts their effects row by row, so a gradient costs O(n) again, but
 the largest set of group effects, and its funnel, leave the sampler.
 

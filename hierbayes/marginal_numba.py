@@ -28,6 +28,11 @@ The map from the unconstrained parameters to (b, Lambda, sigma), the priors and 
 Jacobians involve a few dozen numbers; their derivatives are taken by complex-step
 differentiation (exact to rounding for these analytic functions), so no prior needs a
 hand-written gradient.
+
+Two nested factors (classes within schools) are both integrated out: Woodbury per class,
+then again per school on the classes' sums (``_nested_loglik``). Its gradient is written by
+hand when classes have one effect (``_nested_q1_loglik_grad``, the common case) and taken by
+complex step through the whole likelihood otherwise.
 """
 
 from __future__ import annotations
