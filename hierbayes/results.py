@@ -319,7 +319,9 @@ def _sorted_by_level(table: pd.DataFrame, design: Design) -> pd.DataFrame:
 
 def _random_effects_text(vc: pd.DataFrame, design: Design) -> str:
     """lmer's Groups / Name / Std.Dev. / Corr table, with the posterior interval added."""
-    lines = [f" {'Groups':<10} {'Name':<14} {'Std.Dev.':>9} {'lower':>9} {'upper':>9}  Corr"]
+    gw = max([10, len("Residual")] + [len(b.name) for b in design.blocks])  # column widths fit the names
+    nw = max([14] + [len(t) for b in design.blocks for t in b.terms])
+    lines = [f" {'Groups':<{gw}} {'Name':<{nw}} {'Std.Dev.':>9} {'lower':>9} {'upper':>9}  Corr"]
     for block in design.blocks:
         sds = vc[(vc.grp == block.name) & (vc.var2 == "")]
         cors = vc[(vc.grp == block.name) & (vc.var2 != "")]
@@ -330,8 +332,8 @@ def _random_effects_text(vc: pd.DataFrame, design: Design) -> str:
                 corr.append(f"{c['mean'].iloc[0]:5.2f}")
             grp = block.name if i == 0 else ""
             lines.append(
-                f" {grp:<10} {row.var1:<14} {row['mean']:>9.4g} {row['lower']:>9.4g} {row['upper']:>9.4g}  {' '.join(corr)}"
+                f" {grp:<{gw}} {row.var1:<{nw}} {row['mean']:>9.4g} {row['lower']:>9.4g} {row['upper']:>9.4g}  {' '.join(corr)}"
             )
     res = vc[vc.grp == "Residual"].iloc[0]
-    lines.append(f" {'Residual':<10} {'':<14} {res['mean']:>9.4g} {res['lower']:>9.4g} {res['upper']:>9.4g}")
+    lines.append(f" {'Residual':<{gw}} {'':<{nw}} {res['mean']:>9.4g} {res['lower']:>9.4g} {res['upper']:>9.4g}")
     return "\n".join(lines)

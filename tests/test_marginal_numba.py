@@ -289,7 +289,11 @@ def test_nested_fit_matches_the_model_that_samples_the_outer_effects(monkeypatch
     data = pd.DataFrame(rows)
     formula = "y ~ x + (1 | school/class)"
     both = hb.fit(formula, data, random_seed=1, progressbar=False)
-    assert "'school' and 'school:class' integrated out" in both.summary()
+    text = both.summary()
+    assert "'school' and 'school:class' integrated out" in text
+    # the random-effects table's columns line up with a group name longer than 10 characters
+    table = text.split("correlations):\n")[1].split("\nNumber of obs")[0].splitlines()
+    assert len({len(line.replace("  Corr", "").rstrip()) for line in table}) == 1, table
     assert both.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
     monkeypatch.setattr(hierbayes.api, "packed_applies", lambda *args: False)
     one = hb.fit(formula, data, random_seed=2, progressbar=False)
