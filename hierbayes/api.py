@@ -58,11 +58,12 @@ def fit(
     ``parameterization`` ("auto", "centered", "noncentered", or a dict by block name) chooses
     how group effects are sampled; "auto" centres one-term blocks whose groups are well informed.
     ``method``: "marginal" integrates the group effects out of the sampler and draws them
-    exactly afterwards (with several grouping factors, those of the factor with the most
-    levels; the others are sampled); "full" samples them all; "auto" (the default) picks
-    marginal where it applies. ``fit.method`` says which was used. With one grouping factor
-    and nutpie, the marginal model is sampled by ``hierbayes.marginal_numba`` (no per-model
-    compile step); other models are built in PyMC and compiled by nutpie.
+    exactly afterwards (both factors when two are nested; with crossed factors, those of the
+    factor with the most levels, the others sampled); "full" samples them all; "auto" (the
+    default) picks marginal where it applies. ``fit.method`` says which was used. With one
+    grouping factor or two nested ones and nutpie, the marginal model is sampled by
+    ``hierbayes.marginal_numba`` (no per-model compile step); other models are built in PyMC
+    and compiled by nutpie.
     """
     _check_family(family)
     sampler = available_sampler(sampler)
@@ -70,14 +71,15 @@ def fit(
     resolved = make_priors(design, priors)
     method = choose_method(design, method)
     model = build_model(design, resolved, parameterization, method)
-    key = model_fingerprint(design.spec, design.y, design.X, [(b.name, b.Z, b.correlated) for b in design.blocks],
-                            [(f.levels, f.codes) for f in design.factors.values()], resolved.table().to_csv(),
-                            method, parameterization)  # fmt: skip
     packed = None  # the numba-written model, where it applies (see hierbayes.marginal_numba)
     if method == "marginal" and sampler == "nutpie" and set(kwargs) <= {"nuts"} and packed_applies(design, resolved):
-        idata, packed = sample_packed(design, resolved, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                              target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))
-    else:
+        idata, packed = sample_packed(design, resolved, draws=draws, tune=tune, chains=chains,
+                                      random_seed=random_seed, target_accept=target_accept, progressbar=progressbar,
+                                      nuts=kwargs.get("nuts"))  # fmt: skip
+    else:  # nutpie reuses the compiled model of an identical earlier fit in this process
+        key = model_fingerprint(design.spec, design.y, design.X, [(b.name, b.Z, b.correlated) for b in design.blocks],
+                                [(f.levels, f.codes) for f in design.factors.values()], resolved.table().to_csv(),
+                                method, parameterization)  # fmt: skip
         idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                        progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)
     integrated = []
