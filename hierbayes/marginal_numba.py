@@ -2,7 +2,8 @@
 
 The PyMC route to nutpie generates and compiles new code for every model: about 10 s on this
 machine for London schools, most of it LLVM, and numba cannot cache it across processes.
-For the common case (Gaussian, every block on one grouping factor) this module gives nutpie
+For the common cases (Gaussian, every block on one grouping factor or on two nested ones)
+this module gives nutpie
 a log density whose code is the same for every model: the model is data, packed into one
 float64 buffer, so numba's on-disk cache (``cache=True``) serves it in a new process.
 
