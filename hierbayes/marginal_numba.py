@@ -237,33 +237,16 @@ def _groups(lam, s2, b, buf, g_b, g_lam):
                     s += lam[m, a] * AL[m, c]
                 M[a, c] = s
                 M[c, a] = s
-        for a in range(q):  # Cholesky M = L L'
-            for c in range(a + 1):
-                s = M[a, c]
-                for m in range(c):
-                    s -= L[a, m] * L[c, m]
-                if a == c:
-                    L[a, a] = math.sqrt(s)
-                else:
-                    L[a, c] = s / L[c, c]
-            logdet += 2 * math.log(L[a, a])
+        logdet += _cholesky(M, L)
         for a in range(q):  # w = Lambda' c
             s = 0.0
             for m in range(a, q):
                 s += lam[m, a] * cvec[m]
             w[a] = s
-        # M^{-1}: solve L L' X = I column by column
-        for col in range(q):
-            for a in range(q):
-                s = 1.0 if a == col else 0.0
-                for m in range(a):
-                    s -= L[a, m] * Minv[m, col]
-                Minv[a, col] = s / L[a, a]
-            for a in range(q - 1, -1, -1):
-                s = Minv[a, col]
-                for m in range(a + 1, q):
-                    s -= L[m, a] * Minv[m, col]
-                Minv[a, col] = s / L[a, a]
+        for a in range(q):  # M^{-1}
+            for c in range(q):
+                Minv[a, c] = 1.0 if a == c else 0.0
+        _chol_solve(L, Minv)
         for a in range(q):
             s = 0.0
             for c in range(q):
@@ -677,7 +660,6 @@ def _nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
         rtr += -2 * buf[Xty + a] * b[a] + b[a] * xb
     u = np.zeros((S, q2))
     B = np.zeros((S, q2, q2))
-    ur = np.empty(q2)
     logdet = (n - C) * math.log(s2)
     wMw = 0.0
     for c in range(C):  # pass 1: per outer group, u = U'W r and B = U'W U (times sigma^2 for now)

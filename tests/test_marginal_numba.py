@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal
 import hierbayes as hb
 from hierbayes.marginal import packed_applies
 from hierbayes.marginal_numba import PRIOR_CODES, _prior_logp, pack_model
+from test_marginal import _data  # the same small grouped data as the PyMC-built model's tests
 
 SINGLE_FACTOR = [
     "y ~ x + (x | g)",                  # q = 2, correlated
@@ -22,18 +23,6 @@ SINGLE_FACTOR = [
     "y ~ 1 + (1 | g)",                  # intercept only
     "y ~ 0 + x + (1 | g)",              # no intercept
 ]  # fmt: skip
-
-
-def _data(seed=3, J=7):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for j in range(J):
-        b0, b1, b2 = rng.normal(0, [1.0, 0.5, 0.3])
-        for _ in range(rng.integers(2, 9)):
-            x, w = rng.normal(), rng.normal()
-            rows.append({"g": f"g{j}", "x": x, "w": w, "sex": rng.choice(["F", "M"]),
-                         "y": 1 + 0.5 * x + b0 + b1 * x + b2 * w + rng.normal(0, 0.7)})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def _packed(formula, priors=None):
