@@ -507,6 +507,64 @@ def _cholesky(M, L):
 
 
 @numba.njit(cache=True)
+def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
+    """Inner group c's share of the nested likelihood (any dtype; see ``_nested_loglik``).
+
+    Fills L (the Cholesky factor of M_c) and rhs = M_c^{-1} Lambda1' [Z'r | Z'U]; adds
+    U'W r to ``u_s`` and U'W U to ``B_s`` (its outer group's rows); returns
+    (log det(sigma^2 I + Z G1 Z'), w' M_c^{-1} w). M, wY, zr, ur are work space."""
+    p, q1 = int(buf[_P]), int(buf[_Q1])
+    q2 = int(buf[_Q]) - q1
+    _, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    zero = 0.0 * s2
+    for a in range(q1):
+        t = buf[Zy + c * q1 + a] + zero
+        for k in range(p):
+            t -= buf[ZX + (c * q1 + a) * p + k] * b[k]
+        zr[a] = t
+    for a in range(q2):
+        t = buf[Uy + c * q2 + a] + zero
+        for k in range(p):
+            t -= buf[UX + (c * q2 + a) * p + k] * b[k]
+        ur[a] = t
+    for a in range(q1):  # M = sigma^2 I + Lambda1' A Lambda1
+        for k in range(a + 1):
+            t = s2 if a == k else zero
+            for m in range(a, q1):
+                for n in range(k, q1):
+                    t += lam[m, a] * buf[A + (c * q1 + m) * q1 + n] * lam[n, k]
+            M[a, k] = t
+            M[k, a] = t
+    logdet = (buf[n_c + c] - q1) * np.log(s2) + _cholesky(M, L)
+    for a in range(q1):  # rhs = Lambda1' [Z'r | Z'U]
+        t = zero
+        for m in range(a, q1):
+            t += lam[m, a] * zr[m]
+        rhs[a, 0] = t
+        for k in range(q2):
+            t = zero
+            for m in range(a, q1):
+                t += lam[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
+            rhs[a, 1 + k] = t
+    wY[:, :] = rhs
+    _chol_solve(L, rhs)  # rhs = M^{-1} [w | Y]
+    wMw = zero
+    for a in range(q1):
+        wMw += wY[a, 0] * rhs[a, 0]
+    for k in range(q2):
+        t = ur[k]
+        for a in range(q1):
+            t -= wY[a, 1 + k] * rhs[a, 0]
+        u_s[k] += t / s2
+        for m in range(q2):
+            t = buf[UU + (c * q2 + k) * q2 + m] + zero
+            for a in range(q1):
+                t -= wY[a, 1 + k] * rhs[a, 1 + m]
+            B_s[k, m] += t / s2
+    return logdet, wMw
+
+
+@numba.njit(cache=True)
 def _nested_loglik(b, lam, sigma, buf):
     """Marginal log-likelihood with two nested factors both integrated out (complex-safe).
 
@@ -519,7 +577,7 @@ def _nested_loglik(b, lam, sigma, buf):
     """
     p, Q, q1, C, S = int(buf[_P]), int(buf[_Q]), int(buf[_Q1]), int(buf[_J]), int(buf[_NOUTER])
     q2 = Q - q1
-    outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    outer_of = _nested_offsets(buf)[0]
     XtX, Xty = int(buf[_OFF_XTX]), int(buf[_OFF_XTY])
     s2 = sigma * sigma
     zero = 0.0 * sigma
@@ -540,78 +598,11 @@ def _nested_loglik(b, lam, sigma, buf):
     ur = np.empty(q2, dtype=dt)
     logdet = zero
     wMw = zero
-    l1, l1sq = lam[0, 0], lam[0, 0] * lam[0, 0]
-    if q1 == 1:
-        logdet += (buf[_N] - C) * np.log(s2)  # sum over classes of (n_c - 1) log sigma^2
-    for c in range(C if q1 == 1 else 0):  # one inner effect (class intercepts): scalars
+    for c in range(C):
         s = int(buf[outer_of + c])
-        zr0 = buf[Zy + c] + zero
-        for k in range(p):
-            zr0 -= buf[ZX + c * p + k] * b[k]
-        m1 = s2 + l1sq * buf[A + c]
-        inv = 1.0 / m1
-        logdet += np.log(m1)
-        v1 = l1 * zr0 * inv
-        wMw += l1 * zr0 * v1
-        for k in range(q2):
-            t = buf[Uy + c * q2 + k] + zero
-            for i in range(p):
-                t -= buf[UX + (c * q2 + k) * p + i] * b[i]
-            zu_k = buf[ZU + c * q2 + k]
-            u[s, k] += t - l1 * zu_k * v1
-            for m in range(q2):
-                B[s, k, m] += buf[UU + (c * q2 + k) * q2 + m] - l1sq * zu_k * buf[ZU + c * q2 + m] * inv
-    if q1 == 1:  # the 1 / sigma^2 of u and B, once
-        for s in range(S):
-            for k in range(q2):
-                u[s, k] = u[s, k] / s2
-                for m in range(q2):
-                    B[s, k, m] = B[s, k, m] / s2
-    for c in range(C if q1 > 1 else 0):
-        s = int(buf[outer_of + c])
-        for a in range(q1):
-            t = buf[Zy + c * q1 + a] + zero
-            for k in range(p):
-                t -= buf[ZX + (c * q1 + a) * p + k] * b[k]
-            zr[a] = t
-        for a in range(q2):
-            t = buf[Uy + c * q2 + a] + zero
-            for k in range(p):
-                t -= buf[UX + (c * q2 + a) * p + k] * b[k]
-            ur[a] = t
-        for a in range(q1):  # M = sigma^2 I + Lambda1' A Lambda1
-            for k in range(a + 1):
-                t = s2 if a == k else zero
-                for m in range(a, q1):
-                    for n in range(k, q1):
-                        t += lam[m, a] * buf[A + (c * q1 + m) * q1 + n] * lam[n, k]
-                M[a, k] = t
-                M[k, a] = t
-        logdet += (buf[n_c + c] - q1) * np.log(s2) + _cholesky(M, L)
-        for a in range(q1):  # rhs = Lambda1' [Z'r | Z'U]
-            t = zero
-            for m in range(a, q1):
-                t += lam[m, a] * zr[m]
-            rhs[a, 0] = t
-            for k in range(q2):
-                t = zero
-                for m in range(a, q1):
-                    t += lam[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
-                rhs[a, 1 + k] = t
-        wY[:, :] = rhs
-        _chol_solve(L, rhs)  # rhs = M^{-1} [w | Y]
-        for a in range(q1):
-            wMw += wY[a, 0] * rhs[a, 0]
-        for k in range(q2):
-            t = ur[k]
-            for a in range(q1):
-                t -= wY[a, 1 + k] * rhs[a, 0]
-            u[s, k] += t / s2
-            for m in range(q2):
-                t = buf[UU + (c * q2 + k) * q2 + m] + zero
-                for a in range(q1):
-                    t -= wY[a, 1 + k] * rhs[a, 1 + m]
-                B[s, k, m] += t / s2
+        ld, wmw = _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u[s], B[s])
+        logdet += ld
+        wMw += wmw
     K = np.empty((q2, q2), dtype=dt)
     LK = np.zeros((q2, q2), dtype=dt)
     g = np.empty((q2, 1), dtype=dt)
@@ -873,7 +864,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
     S, C, q1 = z_in.shape
     S_out, q2 = z_out.shape[1], z_out.shape[2]
     p = b.shape[1]
-    outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    outer_of = _nested_offsets(buf)[0]
     for d in numba.prange(S):
         lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
         Ls = np.zeros((C, q1, q1))
@@ -890,52 +881,13 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
         ur = np.empty(q2)
         for c in range(C):
             s = int(buf[outer_of + c])
+            ld, wmw = _inner_group(c, bb, lm, s2, buf, Ls[c], M, rhs, wY, zr, ur, u[s], B[s])
+            logdet[s] += ld
+            wMw[s] += wmw
             for a in range(q1):
-                t = buf[Zy + c * q1 + a]
-                for k in range(p):
-                    t -= buf[ZX + (c * q1 + a) * p + k] * bb[k]
-                zr[a] = t
-            for a in range(q2):
-                t = buf[Uy + c * q2 + a]
-                for k in range(p):
-                    t -= buf[UX + (c * q2 + a) * p + k] * bb[k]
-                ur[a] = t
-            for a in range(q1):
-                for k in range(a + 1):
-                    t = s2 if a == k else 0.0
-                    for m in range(a, q1):
-                        for n in range(k, q1):
-                            t += lm[m, a] * buf[A + (c * q1 + m) * q1 + n] * lm[n, k]
-                    M[a, k] = t
-                    M[k, a] = t
-            logdet[s] += (buf[n_c + c] - q1) * math.log(s2) + _cholesky(M, Ls[c])
-            for a in range(q1):
-                t = 0.0
-                for m in range(a, q1):
-                    t += lm[m, a] * zr[m]
-                rhs[a, 0] = t
-                for k in range(q2):
-                    t = 0.0
-                    for m in range(a, q1):
-                        t += lm[m, a] * buf[ZU + (c * q1 + m) * q2 + k]
-                    rhs[a, 1 + k] = t
-            wY[:, :] = rhs
-            _chol_solve(Ls[c], rhs)
-            for a in range(q1):
-                wMw[s] += wY[a, 0] * rhs[a, 0]
                 v[c, a] = rhs[a, 0]
                 for k in range(q2):
                     V[c, a, k] = rhs[a, 1 + k]
-            for k in range(q2):
-                t = ur[k]
-                for a in range(q1):
-                    t -= wY[a, 1 + k] * rhs[a, 0]
-                u[s, k] += t / s2
-                for m in range(q2):
-                    t = buf[UU + (c * q2 + k) * q2 + m]
-                    for a in range(q1):
-                        t -= wY[a, 1 + k] * rhs[a, 1 + m]
-                    B[s, k, m] += t / s2
         K = np.empty((q2, q2))
         LK = np.zeros((q2, q2))
         f = np.empty(q2)
