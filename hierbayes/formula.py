@@ -3,7 +3,8 @@
 The bar structure (``(x | g)``, ``(x || g)``, ``(1 | a/b)``) is parsed here, because the
 formula engine ``formulae`` loses it; the terms on either side of a bar are left as text for
 ``formulae`` to evaluate in :mod:`hierbayes.design`. R spellings that formulae does not know
-(``I(x^2)``) are rewritten to their Python form.
+(``I(x^2)``) are rewritten to their Python form. Any column name can be written in R's
+backquotes (`` `exam score` ``); backquoted text is never split or rewritten.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["FormulaError", "RandomBlock", "ModelSpec", "parse_formula"]
+__all__ = ["FormulaError", "RandomBlock", "ModelSpec", "parse_formula", "unquote"]
 
 
 class FormulaError(ValueError):
@@ -23,19 +24,20 @@ class RandomBlock:
     """One ``(terms | group)`` term of the formula.
 
     ``terms`` is the left side of the bar as written (R spellings already rewritten), ``group``
-    the grouping factor: a column, or columns joined by ``:`` for an interaction of factors.
-    ``correlated`` is False for ``||``, whose terms get independent SDs (the design stage
-    splits such a block into one block per column, as lme4 does).
+    the grouping factor: a column, or columns joined by ``:`` for an interaction of factors,
+    named without backquotes. ``correlated`` is False for ``||``, whose terms get independent
+    SDs (the design stage splits such a block into one block per column, as lme4 does).
     """
 
     terms: str
     group: str
     correlated: bool = True
     source: str = ""  # the bar term as the user wrote it, for error messages
+    columns: tuple[str, ...] = ()  # the grouping columns (default: ``group`` split at ':')
 
     @property
     def group_columns(self) -> tuple[str, ...]:
-        return tuple(part.strip() for part in self.group.split(":"))
+        return self.columns or tuple(part.strip() for part in self.group.split(":"))
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,25 @@ class ModelSpec:
     blocks: tuple[RandomBlock, ...]
 
 
-_GROUP_NAME = re.compile(r"^[A-Za-z_.][\w.]*$")
+_GROUP_NAME = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")  # a column name that needs no backquotes
+_QUOTED = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"")  # a backquoted name or a string literal
+
+
+def unquote(name: str) -> str:
+    """`` `exam score` `` -> ``exam score``; other text is returned stripped."""
+    name = name.strip()
+    if len(name) > 1 and name[0] == name[-1] == "`" and "`" not in name[1:-1]:
+        return name[1:-1]
+    return name
+
+
+def _mask(text: str) -> str:
+    """``text`` with every backquoted name and string blanked out (same length), so that the
+    parentheses, bars and operators found in it are the formula's own."""
+    masked = _QUOTED.sub(lambda m: "_" * len(m.group()), text)
+    if "`" in masked:
+        raise FormulaError(f"formula text {text!r} has an unclosed backquote '`'")
+    return masked
 
 
 def parse_formula(formula: str) -> ModelSpec:
@@ -78,6 +98,7 @@ def parse_formula(formula: str) -> ModelSpec:
     for sign, term in _split_terms(rhs, formula):
         bar = _bar_content(term)
         if bar is None:
+            _check_missing_bar(term)
             fixed_terms.append(term if sign == "+" else f"-{term}")
             continue
         if sign == "-":
@@ -103,27 +124,33 @@ def to_python(expr: str) -> str:
     """Rewrite R spellings: ``^`` (power) inside function calls becomes ``**``; R's ``scale``.
 
     ``I(age^2)`` is R's square; in Python ``^`` is exclusive-or. At the top level of a
-    formula ``^`` means interaction crossing, which we leave alone.
+    formula ``^`` means interaction crossing, which we leave alone. Backquoted names and
+    strings are left as they are.
     """
-    expr = _R_CALL.sub(lambda m: R_RENAMES[m.group(1)] + "(", expr)
+    masked = _mask(expr)
+    renames = {m.start(): m.group(1) for m in _R_CALL.finditer(masked)}
     out = []
     stack: list[bool] = []  # for each open parenthesis: is it a function call?
-    for i, ch in enumerate(expr):
+    i = 0
+    while i < len(expr):
+        if i in renames:
+            out.append(R_RENAMES[renames[i]])
+            i += len(renames[i])
+            continue
+        ch = masked[i]
         if ch == "(":
-            before = expr[:i].rstrip()
+            before = masked[:i].rstrip()
             stack.append(bool(before) and (before[-1].isalnum() or before[-1] in "_."))
         elif ch == ")" and stack:
             stack.pop()
-        if ch == "^" and any(stack):
-            out.append("**")
-        else:
-            out.append(ch)
+        out.append("**" if ch == "^" and any(stack) else expr[i])
+        i += 1
     return "".join(out)
 
 
 def _check_parentheses(text: str) -> None:
     depth = 0
-    for ch in text:
+    for ch in _mask(text):
         depth += ch == "("
         depth -= ch == ")"
         if depth < 0:
@@ -133,15 +160,16 @@ def _check_parentheses(text: str) -> None:
 
 
 def _split_top(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` where it occurs outside parentheses and brackets."""
+    """Split ``text`` on ``sep`` where it occurs outside parentheses, brackets and quotes."""
+    masked = _mask(text)
     parts, depth, start, i = [], 0, 0, 0
     while i < len(text):
-        ch = text[i]
+        ch = masked[i]
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
-        elif depth == 0 and text.startswith(sep, i):
+        elif depth == 0 and masked.startswith(sep, i):
             parts.append(text[start:i])
             i += len(sep)
             start = i
@@ -153,26 +181,27 @@ def _split_top(text: str, sep: str) -> list[str]:
 
 def _split_terms(rhs: str, formula: str) -> list[tuple[str, str]]:
     """Split the right-hand side into (sign, term) at top-level ``+`` and ``-``."""
+    masked = _mask(rhs)
     terms: list[tuple[str, str]] = []
-    depth, sign, buf = 0, "+", ""
-    for ch in rhs:
+    depth, sign, start = 0, "+", 0
+    for i, ch in enumerate(masked):
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
         if depth or ch not in "+-":
-            buf += ch
             continue
-        if buf.strip():
-            terms.append((sign, buf.strip()))
-            sign, buf = ch, ""
+        term, start = rhs[start:i].strip(), i + 1
+        if term:
+            terms.append((sign, term))
+            sign = ch
         elif ch == "-":
             sign = "-"  # '-1' at the start, or '+ -1'
         else:
             raise FormulaError(f"formula {formula!r} has an empty term before a '+'")
-    if not buf.strip():
+    if not rhs[start:].strip():
         raise FormulaError(f"formula {formula!r} ends with a dangling '{sign}'")
-    terms.append((sign, buf.strip()))
+    terms.append((sign, rhs[start:].strip()))
     return terms
 
 
@@ -181,18 +210,40 @@ def _join_terms(terms: list[str]) -> str:
     return text.replace("+ -", "- ")
 
 
-def _bar_content(term: str) -> str | None:
-    """If ``term`` is ``( ... | ... )`` return what is inside the parentheses."""
-    if not (term.startswith("(") and term.endswith(")")):
+def _parenthesised(term: str) -> str | None:
+    """If ``term`` is one ``( ... )`` return what is inside the parentheses."""
+    masked = _mask(term)
+    if not (masked.startswith("(") and masked.endswith(")")):
         return None
     depth = 0
-    for i, ch in enumerate(term):
+    for i, ch in enumerate(masked):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0 and i < len(term) - 1:
             return None  # e.g. "(a)(b)": the first parenthesis closes early
-    inner = term[1:-1]
-    return inner if len(_split_top(inner, "|")) > 1 else None
+    return term[1:-1]
+
+
+def _bar_content(term: str) -> str | None:
+    """If ``term`` is ``( ... | ... )`` return what is inside the parentheses."""
+    inner = _parenthesised(term)
+    return inner if inner is not None and len(_split_top(inner, "|")) > 1 else None
+
+
+def _check_missing_bar(term: str) -> None:
+    """``(x g)``: names separated by spaces only, no operator: a bar term without its bar."""
+    inner = _parenthesised(term)
+    if inner is None:
+        return
+    spans = [m.span() for m in re.finditer(r"\S+", _mask(inner))]
+    names = [inner[a:b] for a, b in spans]
+    if len(names) < 2 or not all(re.fullmatch(r"[\w.]+", _mask(name)) for name in names):
+        return
+    suggestion = f"({' + '.join(names[:-1])} | {names[-1]})"
+    raise FormulaError(
+        f"term {term!r} has names separated by spaces but no operator: a random-effect term "
+        f"needs a bar between its terms and the grouping factor; did you mean {suggestion}?"
+    )
 
 
 def _parse_bar(term: str, inner: str) -> list[RandomBlock]:
@@ -209,17 +260,26 @@ def _parse_bar(term: str, inner: str) -> list[RandomBlock]:
         raise FormulaError(f"random-effect term {term!r} has no grouping factor right of the bar")
     lhs = to_python(lhs)
     return [
-        RandomBlock(terms=lhs, group=group, correlated=correlated, source=term)
-        for group in _expand_groups(rhs, term)
+        RandomBlock(terms=lhs, group=group, correlated=correlated, source=term, columns=columns)
+        for group, columns in _expand_groups(rhs, term)
     ]
 
 
-def _expand_groups(rhs: str, term: str) -> list[str]:
-    """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c`` (lme4's nesting); ``a:b`` stays one factor."""
-    nested = [":".join(name.strip() for name in part.split(":")) for part in rhs.split("/")]
-    if not all(_GROUP_NAME.match(name) for part in nested for name in part.split(":")):
-        raise FormulaError(
-            f"grouping factor {rhs!r} in {term!r} must be a column name, or columns "
-            "joined by ':' (interaction) or '/' (nesting)"
-        )
-    return [":".join(nested[:k]) for k in range(1, len(nested) + 1)]
+def _expand_groups(rhs: str, term: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c`` (lme4's nesting); ``a:b`` stays one factor.
+
+    Returns (group name, grouping columns) per factor; names lose their backquotes.
+    """
+    parts = [[name.strip() for name in _split_top(part, ":")] for part in _split_top(rhs, "/")]
+    for name in (name for part in parts for name in part):
+        if not (_GROUP_NAME.match(name) or unquote(name) not in (name, "")):
+            hint = ""
+            if re.fullmatch(r"[^`:/|()+*~]+", name):
+                hint = f"; a name with spaces or symbols goes in backquotes: `{name}`"
+            raise FormulaError(
+                f"grouping factor {rhs.strip()!r} in {term!r} must be a column name, or columns "
+                f"joined by ':' (interaction) or '/' (nesting){hint}"
+            )
+    nested = [[unquote(name) for name in part] for part in parts]
+    columns = [tuple(col for part in nested[:k] for col in part) for k in range(1, len(nested) + 1)]
+    return [(":".join(cols), cols) for cols in columns]

@@ -61,6 +61,43 @@ def test_bars_inside_function_calls_are_not_random_terms():
     assert spec.fixed == "(x + z)" and len(spec.blocks) == 1
 
 
+def test_backquoted_names_are_kept_whole():
+    # operators, bars and parentheses inside backquotes belong to the name
+    spec = parse_formula("`exam score` ~ `a-b` + I(`x^y`^2) + scale(`scale(z)`) + (1 + `c|d` | `school id`/`class:no`)")
+    assert spec.response == "`exam score`"
+    assert spec.fixed == "`a-b` + I(`x^y`**2) + rscale(`scale(z)`)"
+    assert [(b.terms, b.group, b.group_columns) for b in spec.blocks] == [
+        ("1 + `c|d`", "school id", ("school id",)),
+        ("1 + `c|d`", "school id:class:no", ("school id", "class:no")),
+    ]
+
+
+def test_unquoted_unicode_and_dotted_names():
+    spec = parse_formula("élève ~ reading.test + (reading.test | école)")
+    assert (spec.response, spec.fixed) == ("élève", "reading.test")
+    assert blocks("élève ~ reading.test + (reading.test | école)") == [("reading.test", "école", True)]
+
+
+@pytest.mark.parametrize(
+    "formula, suggestion",
+    [
+        ("normexam ~ standLRT + (standLRT school)", "(standLRT | school)"),
+        ("y ~ (1 g)", "(1 | g)"),
+        ("y ~ x + (1 x `school id`)", "(1 + x | `school id`)"),
+    ],
+)
+def test_missing_bar_suggests_the_bar_term(formula, suggestion):
+    term = formula[formula.index("(", formula.index("~")):]
+    with pytest.raises(FormulaError) as info:
+        parse_formula(formula)
+    message = str(info.value)
+    assert repr(term) in message and message.endswith(f"did you mean {suggestion}?")
+
+
+def test_parenthesised_fixed_terms_with_operators_are_not_missing_bars():
+    assert parse_formula("y ~ (x + z) + (x * z)").fixed == "(x + z) + (x * z)"
+
+
 @pytest.mark.parametrize(
     "formula, message",
     [
@@ -76,6 +113,8 @@ def test_bars_inside_function_calls_are_not_random_terms():
         ("y ~ ( | g)", "no terms left of the bar"),
         ("y ~ (x | g + h)", "grouping factor 'g + h'"),
         ("y ~ x - (1 | g)", "cannot be subtracted"),
+        ("y ~ x + (1 | school id)", "backquotes: `school id`"),
+        ("`exam score ~ x", "unclosed backquote"),
     ],
 )
 def test_unparsable_formulas_name_the_problem(formula, message):
