@@ -8,6 +8,7 @@ its matrix Z and the integer codes of its grouping factor. Terms are evaluated b
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import pandas as pd
 from formulae import design_matrices
 from formulae.transforms import C
 
-from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula
+from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
 
 __all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "NewData", "make_design", "center", "evaluate_new_data"]
 
@@ -42,7 +43,8 @@ class _RScale:
 
 
 # Names a formula copied from an R script may call, on top of formulae's own (I, C, center,
-# scale, standardize, poly, bs, ...) and numpy as ``np``.
+# scale, standardize, poly, bs, ...) and numpy as ``np``. A data column of the same name wins:
+# formulae looks a bare name up in the data first, and a call's function in the namespace only.
 R_NAMESPACE = {
     "np": np,
     "numpy": np,
@@ -134,7 +136,8 @@ def make_design(
     """Evaluate ``spec`` on ``data``.
 
     ``reference`` maps a categorical column to its reference level (the level absorbed into
-    the intercept under treatment coding). Otherwise the first category of a pandas
+    the intercept under treatment coding); columns the formula does not use are ignored, so
+    one dict can serve several models. Otherwise the first category of a pandas
     Categorical is the reference, and for other columns the first level in sorted order,
     as in R. Rows with a missing value in a column the model uses are dropped with a warning
     that gives their count; no other row is dropped.
@@ -147,7 +150,7 @@ def make_design(
         raise DataError("data has no rows")
 
     used = _check_columns(spec, data)
-    _check_response_type(spec.response, data)
+    _check_response_type(unquote(spec.response), data)
     data, n_dropped = _drop_missing(data, used)
     prepared = _prepare_categoricals(data, used, reference or {})
 
@@ -178,7 +181,7 @@ def make_design(
 
     return Design(
         spec=spec,
-        response=_pretty(spec.response),
+        response=_pretty(unquote(spec.response)),
         y=y,
         X=X,
         fixed_terms=fixed_terms,
@@ -215,21 +218,28 @@ def center(data: pd.DataFrame, column: str, by: str, suffix: str = "_groupc") ->
 
 # --- checks -------------------------------------------------------------------------------
 
-_IDENT = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)")
-_STRING = re.compile(r"'[^']*'|\"[^\"]*\"")
+# a backquoted name, a string, or a bare name as formulae reads one (letters, digits, '.', '_')
+_TOKEN = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([^\W\d][\w.]*)")
 
 
-def _names_in(expr: str) -> list[str]:
-    """Variable names an expression reads: identifiers that are not calls, keywords or numpy."""
-    text = _STRING.sub("''", expr)
+def _names_in(expr: str, columns=()) -> list[str]:
+    """Column names an expression reads: backquoted names, and bare names that are not calls,
+    keyword arguments, numpy or formula helpers. A bare name in ``columns`` is the column."""
     names = []
-    for m in _IDENT.finditer(text):
-        name, rest = m.group(1), text[m.end():].lstrip()
-        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
-            continue  # a function call or a keyword argument
-        if name.split(".")[0] in ("np", "numpy") or name in _KNOWN_CALLS:
-            continue
-        names.append(name)
+    for m in _TOKEN.finditer(expr):
+        quoted, name = m.groups()
+        if quoted is not None:
+            name = quoted
+        elif name is None:
+            continue  # a string
+        else:
+            rest = expr[m.end():].lstrip()
+            if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
+                continue  # a function call or a keyword argument
+            if name not in columns and (name.split(".")[0] in ("np", "numpy") or name in _KNOWN_CALLS):
+                continue
+        if name not in names:
+            names.append(name)
     return names
 
 
@@ -242,23 +252,35 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
             if name not in data.columns:
                 raise DataError(
                     f"unknown column {name!r} in {where}; the data has {_list(data.columns)}"
+                    f"{_did_you_mean(name, data.columns)}"
                 )
             if name not in used:
                 used.append(name)
 
-    need(_names_in(spec.response), f"the response {spec.response!r}")
-    need(_names_in(spec.fixed), f"the fixed part {spec.fixed!r}")
+    need(_names_in(spec.response, data.columns), f"the response {spec.response!r}")
+    need(_names_in(spec.fixed, data.columns), f"the fixed part {spec.fixed!r}")
     for block in spec.blocks:
-        need(_names_in(block.terms), f"random-effect term {block.source!r}")
+        need(_names_in(block.terms, data.columns), f"random-effect term {block.source!r}")
         for col in block.group_columns:
             if col not in data.columns:
                 raise DataError(
                     f"grouping factor {col!r} in random-effect term {block.source!r} is not a "
-                    f"column of the data; the data has {_list(data.columns)}"
+                    f"column of the data; the data has {_list(data.columns)}{_did_you_mean(col, data.columns)}"
                 )
             if col not in used:
                 used.append(col)
     return used
+
+
+def _did_you_mean(name: str, columns) -> str:
+    """A hint for an unknown column: the column it is a word of (spaces need backquotes), or
+    the closest column name."""
+    columns = [str(c) for c in columns]
+    for col in columns:
+        if name in re.split(r"[^\w.]+", col) and not re.fullmatch(r"[\w.]+", col):
+            return f"; a name with spaces or symbols goes in backquotes: `{col}`"
+    close = difflib.get_close_matches(name, columns, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
@@ -285,11 +307,12 @@ def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
     formulae sorts the levels of anything but an *ordered* Categorical; we want R's order
     (sorted strings, a Categorical's own order) with the chosen reference level first.
     """
-    for col in reference:
+    for col in reference:  # a column the formula does not use is fine: one dict, many models
         if col not in data.columns:
-            raise DataError(f"reference level given for unknown column {col!r}")
-        if col not in used:
-            raise DataError(f"reference level given for column {col!r}, which the formula does not use")
+            raise DataError(
+                f"reference level given for {col!r}, which is not a column of the data"
+                f"{_did_you_mean(col, data.columns)}"
+            )
     out = data[used].copy()
     for col in used:
         x = out[col]
@@ -464,10 +487,10 @@ def evaluate_new_data(
     spec = design.spec
     factors = list(design.factors) if factors is None else factors
     group_columns = {b.group: b.group_columns for b in spec.blocks}
-    wanted = [(f"the fixed part {spec.fixed!r}", _names_in(spec.fixed))] if fixed else []
+    wanted = [(f"the fixed part {spec.fixed!r}", _names_in(spec.fixed, design.columns))] if fixed else []
     for block in spec.blocks:
         if block.group in factors:
-            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms) + list(block.group_columns)))
+            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms, design.columns) + list(block.group_columns)))
     used: list[str] = []
     for where, names in wanted:
         for name in names:

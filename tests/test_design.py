@@ -134,6 +134,19 @@ def test_unknown_reference_level(london):
         make_design("normexam ~ schgend", london, reference={"schgend": "coed"})
 
 
+def test_reference_for_a_column_the_formula_does_not_use_is_ignored(london):
+    # one reference dict serves a sequence of models
+    d = make_design("normexam ~ standLRT + sex", london, reference={"sex": "M", "schgend": "mixed"})
+    assert d.fixed_terms == ("(Intercept)", "standLRT", "sexF")
+
+
+def test_reference_for_a_column_not_in_the_data_suggests_a_name(london):
+    with pytest.raises(DataError, match="'schgnd', which is not a column of the data; did you mean 'schgend'"):
+        make_design("normexam ~ sex", london, reference={"sex": "M", "schgnd": "mixed"})
+    with pytest.raises(DataError, match="'zzz', which is not a column of the data$"):
+        make_design("normexam ~ sex", london, reference={"zzz": "mixed"})
+
+
 def test_unevaluable_term_is_a_formula_error(london):
     with pytest.raises(FormulaError, match="fixed part"):
         make_design("normexam ~ np.nosuchfunction(standLRT)", london)
