@@ -329,20 +329,61 @@ def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
             if ref not in levels:
                 raise DataError(f"reference level {ref!r} is not a level of column {col!r} (levels: {_list(levels)})")
             levels = [ref] + [lv for lv in levels if lv != ref]
-        out[col] = pd.Categorical(x.astype(str), categories=levels, ordered=True)
+        out[col] = pd.Categorical(_level_names(x), categories=levels, ordered=True)
     return out
 
 
 def _levels(x: pd.Series) -> list[str]:
     """Level order: a Categorical's own (unused levels dropped), else sorted, numbers by value."""
+    names = _level_names(x)
     if isinstance(x.dtype, pd.CategoricalDtype):
-        present = set(x.astype(str).unique())
-        return [str(c) for c in x.cat.categories if str(c) in present]
-    values = pd.unique(x.astype(str))
+        present = set(names)
+        return [c for c in dict.fromkeys(map(_level_name, x.cat.categories)) if c in present]
+    values = pd.unique(names)
     try:
         return sorted(values, key=float)
     except ValueError:
         return sorted(values)
+
+
+def _level_name(value) -> str:
+    """A value's level name, as R's factor() writes it: 1, 1.0 and "1" are all "1"."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    return str(value)
+
+
+def _level_names(x: pd.Series) -> np.ndarray:
+    """The level name of every value of ``x`` (missing values read "nan")."""
+    codes, uniques = pd.factorize(x)
+    names = np.array([_level_name(u) for u in uniques] + ["nan"], dtype=object)
+    return names[codes]
+
+
+def _match_levels(names: np.ndarray, levels) -> np.ndarray:
+    """New data's level names matched to the fitted ``levels``: a name the fit has is kept, and a
+    number written another way ("1.0" for level "1", or "1" for "1.0") is its level."""
+    by_number: dict[str, str | None] = {}
+    for level in levels:
+        key = _number_name(level)
+        if key is not None:
+            by_number[key] = None if key in by_number else level  # None: ambiguous
+    known = set(levels)
+    out = {}
+    for name in pd.unique(names):
+        key = None if name in known else _number_name(name)
+        out[name] = (by_number.get(key) or name) if key is not None else name
+    return np.array([out[n] for n in names], dtype=object)
+
+
+def _number_name(text: str) -> str | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return _level_name(value) if np.isfinite(value) else None
 
 
 def _check_response_type(name: str, data: pd.DataFrame) -> None:
@@ -426,7 +467,7 @@ def _grouping_factor(block: RandomBlock, data: pd.DataFrame) -> GroupingFactor:
     for col in block.group_columns:
         levels = _levels(data[col])
         level_lists.append(levels)
-        per_column.append(pd.Categorical(data[col].astype(str), categories=levels).codes)
+        per_column.append(pd.Categorical(_level_names(data[col]), categories=levels).codes)
     # one integer per row (mixed radix, first column most significant): sorts like the tuples
     key = np.zeros(len(data), dtype=np.int64)
     for col_codes, col_levels in zip(per_column, level_lists):
@@ -479,6 +520,7 @@ def evaluate_new_data(
     Transformations learnt on the fitted data (``scale(x)``, factor codings) are applied as
     they were; a categorical value the model has not seen is an error naming the column.
     Grouping factors may have new levels: their names are returned for the caller to handle.
+    A group level may be given as number or text (1, 1.0 and "1" are all level "1").
     """
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
@@ -490,7 +532,9 @@ def evaluate_new_data(
     wanted = [(f"the fixed part {spec.fixed!r}", _names_in(spec.fixed, design.columns))] if fixed else []
     for block in spec.blocks:
         if block.group in factors:
-            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms, design.columns) + list(block.group_columns)))
+            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms, design.columns)))
+    term_columns = list(dict.fromkeys(name for _, names in wanted for name in names))  # not only grouping
+    wanted += [(f"grouping factor {f!r}", list(group_columns[f])) for f in factors]
     used: list[str] = []
     for where, names in wanted:
         for name in names:
@@ -502,18 +546,17 @@ def evaluate_new_data(
                 used.append(name)
 
     prepared = newdata[used].copy()
-    for col in used:
+    for col in term_columns:
         if col in design.categories:
             levels = design.categories[col]
-            values = prepared[col].astype(str)
+            values = _match_levels(_level_names(prepared[col]), levels)
             unseen = sorted(set(values) - set(levels))
-            if unseen and not any(col in group_columns[f] for f in factors):
+            if unseen:
                 raise DataError(
                     f"newdata column {col!r} has level(s) {_list(unseen)} that the fitted data did not "
                     f"have (levels: {_list(levels)})"
                 )
-            if not unseen:
-                prepared[col] = pd.Categorical(values, categories=levels, ordered=True)
+            prepared[col] = pd.Categorical(values, categories=levels, ordered=True)
         elif not pd.api.types.is_numeric_dtype(prepared[col]):
             raise DataError(f"newdata column {col!r} must be numeric, as it was in the fitted data")
 
@@ -533,11 +576,8 @@ def evaluate_new_data(
             if key not in evaluated:
                 evaluated[key] = evaluate(block.matrix, f"group-level terms of {block.name!r}")
             Z[block.name] = evaluated[key][:, list(block.columns)]
-    levels = {}
+    levels = {}  # each row's level name, matched to the fit's whatever the column's type
     for factor in factors:
-        parts = [newdata[c].astype(str).to_numpy() for c in group_columns[factor]]
-        name = parts[0]
-        for part in parts[1:]:
-            name = np.char.add(np.char.add(name.astype(str), ":"), part.astype(str))
-        levels[factor] = np.asarray(name, dtype=object)
+        parts = [_match_levels(_level_names(newdata[c]), _levels(design.data[c])) for c in group_columns[factor]]
+        levels[factor] = np.array([":".join(row) for row in zip(*parts)], dtype=object)
     return NewData(X=X, Z=Z, levels=levels)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hierbayes.design import DataError, make_design
+import hierbayes as hb
+from hierbayes.design import DataError, evaluate_new_data, make_design
 from hierbayes.formula import FormulaError
 
 
@@ -89,3 +90,59 @@ def test_unknown_column_suggests_the_closest_name(pupils):
     with pytest.raises(DataError, match="unknown column 'eleve' .*did you mean 'élève'"):
         make_design("`exam score` ~ eleve", pupils)
 
+
+# --- group levels in new data -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numeric_ids():
+    rng = np.random.default_rng(11)
+    return pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30), "school": np.repeat([1, 2, 10], 10)})
+
+
+def new_levels(design, values):
+    new = evaluate_new_data(design, pd.DataFrame({"x": [0.5] * len(values), "school": values}))
+    return list(new.levels["school"])
+
+
+def test_integer_group_ids_match_as_text_or_float(numeric_ids):
+    d = make_design("y ~ x + (1 | school)", numeric_ids)
+    assert d.factors["school"].levels == ("1", "2", "10")
+    assert new_levels(d, [1, "1", 1.0, "1.0", np.int64(10), "10"]) == ["1", "1", "1", "1", "10", "10"]
+    assert new_levels(d, ["3", 2.5]) == ["3", "2.5"]  # new levels stay new
+
+
+def test_string_group_ids_match_numbers(numeric_ids):
+    d = make_design("y ~ x + (1 | school)", numeric_ids.assign(school=numeric_ids["school"].astype(str)))
+    assert new_levels(d, [1, 1.0, "1", 10.0]) == ["1", "1", "1", "10"]
+
+
+def test_float_group_ids_from_csv_are_named_like_integers(numeric_ids):
+    data = numeric_ids.assign(school=numeric_ids["school"].astype(float))
+    data.loc[0, "school"] = np.nan  # a gap in a CSV column makes the ids floats
+    with pytest.warns(UserWarning, match="dropped 1 of 30 rows"):
+        d = make_design("y ~ x + (1 | school)", data)
+    assert d.factors["school"].levels == ("1", "2", "10")
+    assert new_levels(d, [1, "1", 2.0, "10"]) == ["1", "1", "2", "10"]
+
+
+def test_a_numeric_predictor_given_as_text_is_still_refused(numeric_ids):
+    d = make_design("y ~ x + (1 | school)", numeric_ids)
+    with pytest.raises(DataError, match="newdata column 'x' must be numeric"):
+        evaluate_new_data(d, pd.DataFrame({"x": ["0.5"], "school": [1]}))
+
+
+def test_categorical_predictor_levels_match_numbers_written_as_text():
+    data = pd.DataFrame({"y": np.arange(8.0), "grade": np.tile(["1", "2"], 4), "g": np.repeat(list("abcd"), 2)})
+    d = make_design("y ~ grade + (1 | g)", data)
+    new = evaluate_new_data(d, pd.DataFrame({"grade": [2, 1.0], "g": ["a", "a"]}))
+    np.testing.assert_array_equal(new.X, [[1.0, 1.0], [1.0, 0.0]])
+
+
+@pytest.mark.sampling
+@pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")  # 50 draws: imprecise, and fine here
+def test_predict_treats_a_group_id_the_same_whatever_its_type(numeric_ids):
+    fit = hb.fit("y ~ x + (1 | school)", numeric_ids, draws=50, tune=50, chains=1, progressbar=False, random_seed=1)
+    new = pd.DataFrame({"x": [0.5] * 4, "school": [2, "2", 2.0, "1"]})
+    mean = fit.predict(new, allow_new_levels=False)["mean"].to_numpy()
+    assert mean[0] == mean[1] == mean[2] != mean[3]
