@@ -2,13 +2,15 @@
 
 Every function takes a fit and returns a ``matplotlib.figure.Figure``: a notebook shows it, a
 script saves it (``fig.savefig("forest.png")``). ``fit.plot.<name>(...)`` calls the same
-functions. Distributions, forest, trace, rank and posterior predictive plots are drawn by
-arviz-plots; the multilevel figures it has no plot for (caterpillar, shrinkage, fitted lines,
-rank uncertainty) are drawn here in the same style.
+functions. Distributions, trace, rank and posterior predictive plots are drawn by arviz-plots;
+the forest (the intercept on a scale of its own, the frequentist estimate beside each term) and
+the multilevel figures arviz-plots has no plot for (caterpillar, shrinkage, fitted lines, rank
+uncertainty) are drawn here in the same style. Every posterior interval is equal-tailed.
 """
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 import arviz_plots as azp
@@ -16,23 +18,28 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.patches import FancyArrowPatch
 
 from .summarize import SAMPLE_DIMS
 
 __all__ = [
     "plot_forest", "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc",
-    "plot_trace", "plot_rank", "plot_ranks", "PlotAccessor",
+    "plot_trace", "plot_rank", "plot_ranks", "at_text", "PlotAccessor",
 ]  # fmt: skip
 
 POINT = "#1f4e79"  # posterior
 OTHER = "#c0504d"  # no pooling / frequentist
 GREY = "#9a9a9a"
+PRIOR = "#b8b8b8"  # a prior, drawn faint behind its posterior
+FREQ_OFFSET = 0.25  # the frequentist estimate sits this far below its term's posterior interval
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
          "font.size": 10, "figure.dpi": 100}  # fmt: skip
 
 
 def _figure(pc, taller: float = 1.0) -> plt.Figure:
+    """The figure of an arviz-plots collection, laid out so titles, ticks and legends do not overlap."""
     fig = pc.viz["figure"].item()
+    fig.set_layout_engine("constrained")
     if taller != 1.0:
         fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() * taller)
     return fig
@@ -63,49 +70,78 @@ def _tree(**groups) -> xr.DataTree:
     return xr.DataTree.from_dict({name: ds for name, ds in groups.items()})
 
 
-# --- arviz-plots ------------------------------------------------------------------------------
-
-
 def plot_forest(fit, terms=None, frequentist=None, prob: float = 0.95) -> plt.Figure:
-    """Fixed effects with posterior intervals (thick: 50%, thin: ``prob``).
+    """Fixed effects: posterior mean, 50% (thick) and ``prob`` (thin) equal-tailed intervals.
 
-    ``terms`` defaults to every term but the intercept (whose scale would squash the others)
-    when there are others. ``frequentist`` ("REML", "ML", or a ``compare_frequentist`` table)
-    overlays the frequentist estimates and 95% CIs in red.
+    With other terms, the intercept gets a panel and scale of its own on top (it is on the
+    response's scale; the others are slopes or contrasts). ``frequentist`` ("REML", "ML", or a
+    ``compare_frequentist`` table) adds each term's estimate and 95% Wald CI in red, just
+    below that term's posterior interval.
     """
     all_terms = list(fit.design.fixed_terms)
-    if terms is None:
-        terms = [t for t in all_terms if t != "(Intercept)"] or all_terms
+    terms = all_terms if terms is None else list(terms)
     unknown = [t for t in terms if t not in all_terms]
     if unknown:
         raise ValueError(f"no fixed effect {unknown[0]!r}; the model has {all_terms}")
+    outer, inner = fit.fixef(prob, interval="eti"), fit.fixef(0.5, interval="eti")
+    freq = None
+    if frequentist is not None:
+        table = fit.compare_frequentist(frequentist) if isinstance(frequentist, str) else frequentist
+        freq = table[table.kind == "fixed"].set_index("var1")
+    others = [t for t in terms if t != "(Intercept)"]
+    panels = [["(Intercept)"], others] if others and len(others) < len(terms) else [terms]
+    heights = [len(p) + 0.5 for p in panels]
     with plt.rc_context(STYLE):
-        pc = azp.plot_forest(fit.idata, var_names=["b"], coords={"term": list(terms)}, combined=True,
-                             ci_probs=(0.5, prob), backend="matplotlib")  # fmt: skip
-        fig = _figure(pc, taller=1.2)
-        ax = pc.viz["plot"].sel(column="forest").item()
-        ax.set_xlabel("fixed effect (posterior mean and intervals)")
-        if frequentist is not None:
-            table = fit.compare_frequentist(frequentist) if isinstance(frequentist, str) else frequentist
-            points = pc.viz["point_estimate"]["b"]
-            for term in terms:
-                row = table[(table.kind == "fixed") & (table.var1 == term)]
-                if row.empty:
-                    continue
-                y = points.sel(term=term).item().get_offsets()[0][1]
-                r = row.iloc[0]
-                ax.errorbar([r["freq_estimate"]], [y - 0.15], xerr=[[r["freq_estimate"] - r["freq_lower"]],
-                            [r["freq_upper"] - r["freq_estimate"]]], fmt="s", color=OTHER, ms=4,
-                            label=r["source"])  # fmt: skip
-            handles, labels = ax.get_legend_handles_labels()
-            if handles:
-                ax.legend(handles[:1], labels[:1], loc="best", fontsize=8)
+        fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 1.2 + 0.42 * sum(heights)), squeeze=False,
+                                 height_ratios=heights, layout="constrained")  # fmt: skip
+        for ax, names in zip(axes[:, 0], panels):
+            y = np.arange(len(names), dtype=float)[::-1]
+            o, i = outer.loc[names], inner.loc[names]
+            ax.hlines(y, o["lower"], o["upper"], color=POINT, lw=1, label=f"{prob:.0%} equal-tailed interval")
+            ax.hlines(y, i["lower"], i["upper"], color=POINT, lw=3.5, label="50% equal-tailed interval")
+            ax.plot(o["mean"], y, "o", color=POINT, mfc="white", ms=6, label="posterior mean")
+            if freq is not None:
+                _frequentist_marks(ax, freq, names, y)
+            ax.set_yticks(y, names)
+            ax.set_ylim(-0.6, len(names) - 0.4)
+            ax.grid(axis="y", visible=False)
+            lo, hi = ax.get_xlim()
+            if lo < 0 < hi:
+                ax.axvline(0, color=GREY, ls="--", lw=0.8, zorder=0)
+        axes[-1, 0].set_xlabel("fixed effect (posterior mean and equal-tailed intervals)")
+        entries = {}  # one legend entry per label, from every panel
+        for ax in axes[:, 0]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                entries.setdefault(label, handle)
+        axes[0, 0].legend(entries.values(), entries.keys(), loc="lower left", bbox_to_anchor=(0, 1.02), ncol=2,
+                          fontsize=8, frameon=False, borderaxespad=0)  # above the data, never on it
     return fig
 
 
-def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed: int | None = 0) -> plt.Figure:
-    """Posterior densities of every SD, correlation and the residual SD, and the ICC of each
-    grouping factor; ``prior=True`` overlays each parameter's prior (the ICC is left out then)."""
+def _frequentist_marks(ax, freq, names, y):
+    """Each term's frequentist estimate and CI, FREQ_OFFSET below its posterior interval."""
+    for term, yk in zip(names, y):
+        if term not in freq.index:
+            continue
+        r = freq.loc[term]
+        est, lo, hi = r["freq_estimate"], r["freq_lower"], r["freq_upper"]
+        has_ci = np.isfinite(lo) and np.isfinite(hi)
+        label = f"{r['source']} estimate" + (", 95% Wald CI" if has_ci else "")
+        xerr = [[est - lo], [hi - est]] if has_ci else None
+        ax.errorbar([est], [yk - FREQ_OFFSET], xerr=xerr, fmt="s", color=OTHER, ms=4, lw=1, label=label)
+
+
+# --- arviz-plots ------------------------------------------------------------------------------
+
+
+def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed: int | None = 0,
+                  prob: float = 0.95) -> plt.Figure:  # fmt: skip
+    """Posterior density, mean and ``prob`` equal-tailed interval of every SD, correlation and
+    the residual SD, and the ICC of each grouping factor (at ``at``: see ``at_text``).
+
+    ``prior=True``: each parameter's posterior with its prior as a faint line, over the
+    posterior's range (its 0.5-99.5% quantiles, padded); the ICC is left out then.
+    """
     params = parameters(fit).drop_vars("b")
     with plt.rc_context(STYLE):
         if prior:
@@ -118,22 +154,56 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
                 warnings.filterwarnings("ignore", message="The effect of Potentials")
                 draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
             prior_ds = parameters(fit, draws.prior.dataset, fixed=False)
-            pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib")
+            pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib",
+                                          aes={"color": ["group"]}, color=[PRIOR, POINT])  # fmt: skip
+            _posterior_range(pc, params)
         else:
             if fit.design.blocks:
                 icc = fit.icc(at=at, draws=True)
                 factors = list(fit.design.factors)
                 params["ICC"] = icc.sel(icc=factors).rename(icc="factor")
-            pc = azp.plot_dist(_tree(posterior=params), backend="matplotlib")
+            pc = azp.plot_dist(_tree(posterior=params), ci_kind="eti", ci_prob=prob, backend="matplotlib")
+            pc.viz["figure"].item().suptitle(f"Posterior density, mean and {prob:.0%} equal-tailed interval",
+                                             fontsize=10)  # fmt: skip
+            where = at_text(fit, at)
+            if fit.design.blocks and where:
+                for factor in factors:
+                    title = pc.viz["title"]["ICC"].sel(factor=factor).item()
+                    title.set_text(f"ICC {factor}\n" + "\n".join(textwrap.wrap(where, 34)))
     return _figure(pc, taller=1.4)
 
 
+def _posterior_range(pc, params):
+    """Each panel's x-axis: the posterior's 0.5-99.5% quantiles, padded by 15% a side."""
+    for name, da in params.data_vars.items():
+        dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+        for coord in (dict(zip(dims, c)) for c in np.ndindex(*[da.sizes[d] for d in dims])):
+            draws = da.isel(coord).values.ravel()
+            lo, hi = np.quantile(draws, [0.005, 0.995])
+            pad = 0.15 * (hi - lo)
+            pc.viz["plot"][name].isel(coord).item().set_xlim(lo - pad, hi + pad)
+
+
+def at_text(fit, at: dict | None) -> str:
+    """Where a group-level variance (ICC, variance shares, Nakagawa R²) was evaluated: at the
+    covariate values ``at``, averaged over the fitted rows (random slopes and no ``at``), or ""
+    when it does not depend on covariates (random intercepts only)."""
+    if at:
+        return "evaluated at " + ", ".join(f"{name} = {value}" for name, value in at.items())
+    slopes = sorted({t for b in fit.design.blocks if np.ptp(b.Z, axis=0).max() > 0 for t in b.terms
+                     if t != "(Intercept)"})  # fmt: skip
+    return f"averaged over the fitted rows (random slopes on {', '.join(slopes)})" if slopes else ""
+
+
 def plot_trace(fit, var_names=None) -> plt.Figure:
-    """Trace and density per chain of the parameters users read (for diagnosing the sampler)."""
+    """Trace and density of each parameter users read, one colour per chain (for diagnosing
+    the sampler: the chains should overlap)."""
     params = parameters(fit)
     with plt.rc_context(STYLE):
-        pc = azp.plot_trace_dist(_tree(posterior=params), var_names=var_names, backend="matplotlib")
-    return _figure(pc)
+        pc = azp.plot_trace_dist(_tree(posterior=params), var_names=var_names, compact=False, backend="matplotlib")
+        fig = _figure(pc)
+        pc.add_legend("chain", title="chain", loc="outside upper center", ncol=params.sizes["chain"])
+    return fig
 
 
 def plot_rank(fit, var_names=None) -> plt.Figure:
@@ -152,6 +222,10 @@ def plot_ppc(fit, num_samples: int = 50, random_seed: int | None = 0) -> plt.Fig
                  observed_data=xr.Dataset({name: ("obs", fit.design.y)}))  # fmt: skip
     with plt.rc_context(STYLE):
         pc = azp.plot_ppc_dist(tree, num_samples=num_samples, backend="matplotlib")
+        observed = pc.viz["observed_dist"][name].values.ravel()[0]
+        replicated = pc.viz["predictive_dist"][name].values.ravel()[0]
+        observed.axes.legend([observed, replicated], ["observed data", f"{num_samples} replicated data sets"],
+                             loc="upper left", fontsize=8)  # fmt: skip
     return _figure(pc)
 
 
@@ -174,7 +248,8 @@ def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, k
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6, max(3, min(0.16 * J + 1, 14))))
         y = np.arange(J)
-        ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1, label=f"{prob:.0%} interval")
+        ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1,
+                  label=f"{prob:.0%} equal-tailed interval")  # fmt: skip
         ax.plot(table["mean"], y, "o", color=POINT, ms=3, label="posterior mean")
         ref = 0.0 if kind == "ranef" else float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
         ax.axvline(ref, color=GREY, ls="--", lw=1)
@@ -210,7 +285,7 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
             ax.scatter(n, t["mean"], s=12 + 2 * np.sqrt(n), color=POINT, label="partial pooling (posterior mean)")
             for ni, a, b in zip(n, t["no_pooling"], t["mean"]):
                 if np.isfinite(a):
-                    ax.annotate("", (ni, b), (ni, a), arrowprops=dict(arrowstyle="->", color=GREY, lw=0.7))
+                    _arrow(ax, (ni, a), (ni, b))
             ax.axhline(_population(fit, terms[0]), color="k", ls="--", lw=1, label="population (fixed effect)")
             ax.set_xscale("log")
             ax.set_xlabel(f"rows per {factor} (log scale)")
@@ -224,7 +299,7 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
             ax.scatter(a["mean"], b["mean"], s=size, color=POINT, label="partial pooling (posterior mean)")
             for x0, y0, x1, y1 in zip(a["no_pooling"], b["no_pooling"], a["mean"], b["mean"]):
                 if np.isfinite(x0) and np.isfinite(y0):
-                    ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color=GREY, lw=0.7))
+                    _arrow(ax, (x0, y0), (x1, y1))
             ax.plot([_population(fit, terms[0])], [_population(fit, terms[1])], "k+", ms=14, mew=2,
                     label="population (fixed effects)")  # fmt: skip
             ax.set_xlabel(terms[0])
@@ -238,6 +313,12 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
         ax.set_title(f"Shrinkage of {factor} estimates{note}", fontsize=10)
         fig.tight_layout()
     return fig
+
+
+def _arrow(ax, start, end):
+    """A grey arrow from a group's own estimate to its posterior mean. A patch, so the axes clip
+    it (an annotation's arrow from an estimate outside the view would cross the figure)."""
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=10, color=GREY, lw=0.7))
 
 
 def _bounds(t):
@@ -305,7 +386,8 @@ def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool 
     if len(group_cols) != 1:
         raise ValueError(f"plot_fitted needs a grouping factor of one column; {factor!r} combines {group_cols}")
     gcol = group_cols[0]
-    population = fit.predict(pd.DataFrame({**base, x: grid, gcol: all_levels[0]}), re_form="NA", prob=prob)
+    population = fit.predict(pd.DataFrame({**base, x: grid, gcol: all_levels[0]}), re_form="NA", prob=prob,
+                             interval="eti")
     frames = [pd.DataFrame({**base, x: grid, gcol: lv}) for lv in all_levels]
     lines = fit.predict(pd.concat(frames, ignore_index=True), re_form=f"(1 | {factor})")["mean"].to_numpy()
     lines = lines.reshape(len(all_levels), len(grid))
@@ -332,7 +414,7 @@ def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool 
             ax.set_visible(False)
         axes.flat[0].set_ylabel(design.response)
         axes.flat[0].legend(fontsize=7, loc="best")
-        fig.suptitle(f"Population line ({prob:.0%} band) and each {factor}'s line", fontsize=10)
+        fig.suptitle(f"Population line ({prob:.0%} equal-tailed band) and each {factor}'s line", fontsize=10)
         fig.tight_layout()
     return fig
 
@@ -350,7 +432,7 @@ def plot_ranks(fit, term: str = "(Intercept)", group: str | None = None, prob: f
         _level_ticks(ax, y, table["level"])
         ax.set_ylabel(table["grp"].iloc[0])
         ax.set_xlabel(f"rank of {table['term'].iloc[0]} (1 = {'highest' if descending else 'lowest'}), "
-                      f"median and {prob:.0%} interval")  # fmt: skip
+                      f"median and {prob:.0%} equal-tailed interval")  # fmt: skip
         ax.set_xlim(0.5, J + 0.5)
         fig.tight_layout()
     return fig
