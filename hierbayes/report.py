@@ -1,10 +1,13 @@
 """``fit.report(out)``: one folder with everything a report needs.
 
-``index.html`` is self-contained (figures embedded as PNG), ``report.md`` has the same tables
-in Markdown with the figures beside it in ``figures/``, and every table is also a CSV. The
-sections: model, data, priors, diagnostics, fixed effects, variance components, ICC, R², the
-frequentist fit side by side (where statsmodels can fit the structure), shrinkage, ranks, and
-the figures.
+``index.html`` is self-contained (figures embedded as PNG), ``report.md`` has the same content
+in Markdown with the figures beside it in ``figures/``, and every table is also a CSV. It
+reads like a paper's results section: the model and data; the summary (lmer-like text beside
+the forest plot), fixed effects, variance components, ICC and R²; the key figures; the
+frequentist fit side by side; diagnostics; the long group-level tables (cut to their first and
+last rows, with the CSV linked); notes; and a provenance footer (versions, seed, sampler
+settings, dates). Every posterior interval is 95% equal-tailed, and every quantity that
+depends on the covariate values ``at`` says which values were used.
 """
 
 from __future__ import annotations
@@ -14,15 +17,46 @@ import html
 import io
 import json
 import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
+from . import plots
 from .frequentist import UnsupportedStructure
 
 __all__ = ["write_report"]
+
+ETI = "95% equal-tailed interval"
+LONG = 12  # tables with more rows are cut to their first and last KEEP rows
+KEEP = 5
+WIDE = 800  # figures wider than this many pixels get a row of their own
+DIAGNOSTIC_FIGURES = ("trace", "ppc", "prior_posterior")
+
+
+@dataclass
+class Table:
+    name: str  # the CSV file's stem
+    title: str
+    df: pd.DataFrame
+    caption: str = ""
+    fold: bool = False  # shown inside <details> even when short
+
+
+@dataclass
+class Figure:
+    name: str  # the PNG file's stem
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Pre:
+    text: str
+    caption: str = ""
 
 
 def write_report(fit, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True) -> Path:
@@ -31,53 +65,114 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
     (out / "figures").mkdir(parents=True, exist_ok=True)
     design = fit.design
     notes: list[str] = list(fit.diagnostics.messages)
-    sections: list[tuple[str, str, object]] = []  # (title, text, table or None)
+    where = plots.at_text(fit, at)  # "" when nothing depends on covariate values
 
-    def table(name, title, df, text="", index=False):
+    def table(name, title, df, caption="", index=False, fold=False):
         df.to_csv(out / f"{name}.csv", index=index)
-        sections.append((title, text, df if index is False else df.reset_index()))
+        return Table(name, title, df.reset_index() if index else df, caption, fold)
 
-    groups = ", ".join(f"{n} ({f.n_levels} levels)" for n, f in design.factors.items()) or "none"
-    sections.append(("Model", f"Formula: {design.spec.formula}\n\nFamily: Gaussian. Grouping factors: {groups}. "
-                     f"Sampler: NUTS via {fit.sampler}, {fit.posterior.sizes['chain']} chains x "
-                     f"{fit.posterior.sizes['draw']} draws.", None))  # fmt: skip
+    comparison, unavailable = None, ""
+    if frequentist and design.blocks:
+        try:
+            comparison = fit.compare_frequentist(frequentist, interval="eti")
+        except UnsupportedStructure as err:
+            unavailable = f"Not available: {err}"
+    figs = _figures(fit, out / "figures", at, where, comparison, notes) if figures else {}
+
+    # --- model and data
+    model = [f"Formula: {design.spec.formula}", _model_line(fit, where), _data_line(design)]
     used = list(design.columns)
-    data_text = f"{design.n_obs} rows used" + (f"; {design.n_dropped} rows with missing values dropped" if design.n_dropped else "")
-    table("data", "Data", design.data[used].describe(include="all").T.reset_index().rename(columns={"index": "column"}),
-          data_text)  # fmt: skip
-    table("priors", "Priors", fit.prior_table())
+    model.append(table("data", "Columns used", design.data[used].describe(include="all").T.reset_index()
+                       .rename(columns={"index": "column"}), fold=True))  # fmt: skip
+    # --- summary and headline tables
+    summary = fit.summary()
+    (out / "summary.txt").write_text(summary + "\n")
+    top = [Pre(summary, f"lmer-style summary; intervals are {ETI}s.")]
+    if "forest" in figs:
+        top.append(figs.pop("forest"))
+    estimates = _estimates(fit, table, at, where, notes)
+    sections = [("Model and data", model), ("Summary", [top] if len(top) == 2 else top), ("Estimates", estimates)]
+    key = [figs.pop(n) for n in list(figs) if n not in DIAGNOSTIC_FIGURES]
+    if key:
+        sections.append(("Figures", _rows(key)))
+    if comparison is not None:
+        side = table("frequentist", f"{comparison['source'].iloc[0]} and the posterior", comparison,
+                     f"post_lower, post_upper: posterior {ETI}; freq_lower, freq_upper: 95% Wald confidence "
+                     "interval (SDs on the log scale, correlations on Fisher's z scale); diff_sd = (posterior "
+                     "mean - frequentist estimate) / posterior sd.")  # fmt: skip
+        side.df = side.df.drop(columns="source")  # the title names it; the CSV keeps it
+        sections.append((f"Frequentist ({frequentist}) side by side", [side]))
+    elif unavailable:
+        sections.append((f"Frequentist ({frequentist}) side by side", [unavailable]))
     d = fit.diagnostics
     diag = {"sampler": fit.sampler, "divergences": d.divergences, "max_rhat": d.max_rhat,
             "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail, "warnings": list(d.messages)}  # fmt: skip
     (out / "diagnostics.json").write_text(json.dumps(diag, indent=2) + "\n")
-    sections.append(("Diagnostics", d.line(), None))
-    table("fixef", "Fixed effects", fit.fixef(), "Posterior mean, sd, 95% equal-tailed interval.", index=True)
-    table("varcorr", "Variance components (SDs and correlations)", fit.varcorr())
-    table("r2", "R²", _quiet(fit.r2, notes, at=at))
+    diagnostics = [d.line(), *_rows(list(figs.values())), table("priors", "Priors", fit.prior_table())]
+    sections.append(("Diagnostics", diagnostics))
     if design.blocks:
-        table("variance_components", "Variance at each level", _quiet(fit.variance_components, notes, at=at),
-              "Posterior mean, sd and 95% highest-density interval of each level's variance and its share.")  # fmt: skip
-        table("icc", "Intraclass correlation", _quiet(fit.icc, notes, at=at))
-        if frequentist:
-            try:
-                table("frequentist", f"Frequentist ({frequentist}) side by side", fit.compare_frequentist(frequentist),
-                      "diff_sd = (posterior mean - frequentist estimate) / posterior sd.")  # fmt: skip
-            except UnsupportedStructure as err:
-                sections.append((f"Frequentist ({frequentist}) side by side", f"Not available: {err}", None))
-        table("ranef", "Group-level deviations (ranef)", fit.ranef())
-        table("coef", "Group-level coefficients (coef: fixed + deviation)", fit.coef())
-        for factor in design.factors:
-            table(f"shrinkage_{_safe(factor)}", f"Shrinkage: {factor}", fit.shrinkage(factor))
-            table(f"ranks_{_safe(factor)}", f"Ranks of {factor} on the intercept" if _has_intercept(fit, factor)
-                  else f"Ranks of {factor}", fit.ranks(term=_first_term(fit, factor), group=factor))  # fmt: skip
-    images = _figures(fit, out / "figures", at, notes) if figures else []  # their warnings become notes too
-    sections.append(("Notes", "\n".join(f"- {n}" for n in notes) or "None.", None))
-    summary = fit.summary()
-    (out / "summary.txt").write_text(summary + "\n")
-    (out / "report.md").write_text(_markdown(sections, images))
+        sections.append(("Group-level tables", _group_tables(fit, table)))
+    if notes:
+        sections.append(("Notes", [f"- {n}" for n in notes]))
+    footer = _provenance(fit)
+    (out / "report.md").write_text(_markdown(sections, footer))
     path = out / "index.html"
-    path.write_text(_html(sections, images, summary))
+    path.write_text(_html(sections, footer))
     return path
+
+
+def _estimates(fit, table, at, where, notes) -> list[Table]:
+    """The headline tables: fixed effects, variance components, variance at each level, ICC, R²."""
+    estimates = [table("fixef", "Fixed effects", fit.fixef(), f"Posterior mean, sd and {ETI} (lower, upper); "
+                       "R-hat and bulk ESS.", index=True),
+                 table("varcorr", "Variance components (SDs and correlations)", fit.varcorr(),
+                       f"Posterior mean, sd and {ETI} of each SD and correlation; vcov: posterior mean of "
+                       "the variance or covariance.")]  # fmt: skip
+    if fit.design.blocks:
+        at_clause = f", {where}" if where else ""
+        estimates.append(table("variance_components", "Variance at each level",
+                               _quiet(fit.variance_components, notes, at=at, interval="eti"),
+                               f"Posterior mean, sd and {ETI} of each level's variance and its share of the "
+                               f"total{at_clause}."))  # fmt: skip
+        estimates.append(table("icc", "Intraclass correlation", _quiet(fit.icc, notes, at=at, interval="eti"),
+                               f"Posterior mean, sd and {ETI}{at_clause}."))  # fmt: skip
+    nakagawa = f"Nakagawa's R² uses the group-level variance {where}; " if where else ""
+    estimates.append(table("r2", "R²", _quiet(fit.r2, notes, at=at, interval="eti"),
+                           f"Posterior mean, sd and {ETI}. {nakagawa}Bayesian R² uses the fitted rows."))  # fmt: skip
+    return estimates
+
+
+def _model_line(fit, where) -> str:
+    how = f"NUTS via {fit.sampler}"
+    if fit.method == "marginal":
+        factors = fit.idata.posterior.attrs.get("integrated_factors", "")
+        how += f"; the group effects of {factors} integrated out and drawn exactly afterwards"
+    text = f"Family: Gaussian (identity link). Fit: {how}."
+    if where:
+        text += f" ICC, variance shares and Nakagawa's R² are {where}."
+    return text
+
+
+def _data_line(design) -> str:
+    dropped = f"{design.n_dropped} rows with missing values dropped" if design.n_dropped else "none dropped"
+    groups = ", ".join(f"{n} ({f.n_levels} levels)" for n, f in design.factors.items()) or "none"
+    return f"Data: {design.n_obs} rows used ({dropped}); response {design.response}; grouping factors: {groups}."
+
+
+def _group_tables(fit, table) -> list:
+    tables = [table("ranef", "Group-level deviations (ranef)", fit.ranef(), f"Posterior mean, sd and {ETI}."),
+              table("coef", "Group-level coefficients (coef: fixed + deviation)", fit.coef(),
+                    f"Posterior mean, sd and {ETI}.")]  # fmt: skip
+    for factor in fit.design.factors:
+        tables.append(table(f"shrinkage_{_safe(factor)}", f"Shrinkage: {factor}", fit.shrinkage(factor, interval="eti"),
+                            f"Group size, no-pooling and complete-pooling estimates, and the partial-pooling "
+                            f"posterior mean, sd and {ETI}."))  # fmt: skip
+        term = fit.design.group_terms(factor)[0]
+        title = f"Ranks of {factor} on the intercept" if term == "(Intercept)" else f"Ranks of {factor} on {term}"
+        tables.append(table(f"ranks_{_safe(factor)}", title, fit.ranks(term=term, group=factor),
+                            f"Sorted by median rank (1 = highest); lower, upper: {ETI} of the rank; p_top: "
+                            "probability of ranking first."))  # fmt: skip
+    return tables
 
 
 def _quiet(method, notes, **kw):
@@ -91,50 +186,69 @@ def _quiet(method, notes, **kw):
     return result
 
 
-def _has_intercept(fit, factor):
-    return "(Intercept)" in fit.design.group_terms(factor)
-
-
-def _first_term(fit, factor):
-    return fit.design.group_terms(factor)[0]
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
-def _figures(fit, folder: Path, at, notes: list[str]) -> list[tuple[str, str, str]]:
-    """(caption, file name, base64 PNG) of every figure, also saved as PNG into ``folder``."""
-    from . import plots
+def _rows(figures: list[Figure]) -> list:
+    """Wide figures on a row of their own, the others two to a row (side by side in the HTML)."""
+    rows, pending = [], []
+    for fig in figures:
+        if int.from_bytes(fig.png[16:20], "big") > WIDE:  # the PNG's width in pixels
+            rows.append(fig)
+        else:
+            pending.append(fig)
+            if len(pending) == 2:
+                rows.append(pending)
+                pending = []
+    return rows + ([pending] if pending else [])
 
+
+def _figures(fit, folder: Path, at, where, comparison, notes) -> dict[str, Figure]:
+    """Every figure by name, in report order; also saved as PNG into ``folder``."""
     design = fit.design
-    made = [("Fixed effects", "forest", lambda: plots.plot_forest(fit))]
+    made = []
+
+    def add(name, caption, draw):
+        made.append((name, caption, draw))
+
+    forest = f"Fixed effects: posterior mean, 50% and {ETI}s"
+    if comparison is not None:
+        forest += f"; red, just below each: {comparison['source'].iloc[0]} estimate and 95% Wald CI"
+    add("forest", forest + ".", lambda: plots.plot_forest(fit, frequentist=comparison))
     if design.blocks:
-        made.append(("Variance components and ICC", "variance", lambda: _quiet(plots.plot_variance, notes, fit=fit, at=at)))
-        made.append(("Prior and posterior of the variance parameters", "prior_posterior",
-                     lambda: plots.plot_variance(fit, prior=True)))  # fmt: skip
+        add("variance", f"Variance parameters and ICC: posterior density, mean and {ETI}"
+            + (f"; ICC {where}." if where else "."), lambda: _quiet(plots.plot_variance, notes, fit=fit, at=at))
         for factor in design.factors:
             for term in design.group_terms(factor):
-                made.append((f"{factor}: {term}, sorted", f"caterpillar_{_safe(factor)}_{_safe(term)}",
-                             lambda f=factor, t=term: plots.plot_caterpillar(fit, term=t, group=f)))  # fmt: skip
-            made.append((f"Shrinkage of {factor}", f"shrinkage_{_safe(factor)}",
-                         lambda f=factor: plots.plot_shrinkage(fit, group=f)))  # fmt: skip
-            made.append((f"Ranks of {factor}", f"ranks_{_safe(factor)}",
-                         lambda f=factor: plots.plot_ranks(fit, term=_first_term(fit, f), group=f)))  # fmt: skip
+                add(f"caterpillar_{_safe(factor)}_{_safe(term)}",
+                    f"{factor}: deviations on {term}, sorted; posterior mean and {ETI}.",
+                    lambda f=factor, t=term: plots.plot_caterpillar(fit, term=t, group=f))
+            add(f"shrinkage_{_safe(factor)}",
+                f"Shrinkage of {factor}: each group's own (no-pooling) estimate to its partial-pooling posterior mean.",
+                lambda f=factor: plots.plot_shrinkage(fit, group=f))
+            term = design.group_terms(factor)[0]
+            add(f"ranks_{_safe(factor)}", f"Ranks of {factor} on {term}: median rank and {ETI}.",
+                lambda f=factor, t=term: plots.plot_ranks(fit, term=t, group=f))
         x = _slope_column(fit)
         if x is not None:
             factor = next(b.group for b in design.blocks if x in b.terms)
-            made.append((f"Fitted lines against {x}", "fitted", lambda: plots.plot_fitted(fit, x, group=factor)))
-    made.append(("Posterior predictive check", "ppc", lambda: plots.plot_ppc(fit)))
-    made.append(("Trace plots", "trace", lambda: plots.plot_trace(fit)))
-    images = []
-    for caption, name, draw in made:
+            add("fitted", f"Fitted lines against {x}: the population line with its 95% equal-tailed band, "
+                f"each {factor}'s line.", lambda: plots.plot_fitted(fit, x, group=factor))
+    add("trace", "Trace plots: one colour per chain (the chains should overlap).", lambda: plots.plot_trace(fit))
+    add("ppc", "Posterior predictive check: the data's density against 50 replicated data sets.",
+        lambda: plots.plot_ppc(fit))
+    if design.blocks:
+        add("prior_posterior", "Prior (faint grey) and posterior of each variance parameter, over the posterior's "
+            "range (its 0.5-99.5% quantiles, padded).", lambda: plots.plot_variance(fit, prior=True))
+    images = {}
+    for name, caption, draw in made:
         fig = draw()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
         (folder / f"{name}.png").write_bytes(buffer.getvalue())
-        images.append((caption, f"{name}.png", base64.b64encode(buffer.getvalue()).decode("ascii")))
+        images[name] = Figure(name, caption, buffer.getvalue())
     return images
 
 
@@ -150,57 +264,136 @@ def _slope_column(fit):
     return None
 
 
+def _provenance(fit) -> list[str]:
+    """Versions, seed, sampler settings and dates, one item each."""
+    from . import __version__
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    post = fit.idata.posterior
+    stats = fit.idata["sample_stats"].attrs if "sample_stats" in fit.idata.children else {}
+    settings = json.loads(stats.get("inference_library_settings", "{}")).get("settings", {})
+    tune = post.attrs.get("tuning_steps", settings.get("num_tune", "unknown"))
+    seed = getattr(fit, "random_seed", None)
+    seed = f"random_seed {seed}" if seed is not None else "random_seed not recorded by the fit"
+    if "seed" in settings:
+        seed += f" (nutpie's own seed {settings['seed']})"
+    fitted = post.attrs.get("created_at") or stats.get("created_at")
+    return [
+        f"hierbayes {__version__}, PyMC {version('pymc')}, nutpie {version('nutpie')}, ArviZ {version('arviz')}",
+        f"sampler: NUTS via {fit.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']} draws, tune {tune}",
+        f"seed: {seed}",
+        f"fitted {_date(fitted) if fitted else 'at an unrecorded time'}; "
+        f"report written {_date(datetime.now(timezone.utc).isoformat())}",
+    ]
+
+
+def _date(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 # --- writers ------------------------------------------------------------------------------
 
 
-def _fmt(v):
-    if isinstance(v, (float, np.floating)):
-        return "" if np.isnan(v) else f"{v:.4g}"
-    return str(v)
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if v != v else f"{v:.4g}"
+    if hasattr(v, "dtype") and v.dtype.kind == "f":
+        return _fmt(float(v))
+    return "" if v is None else str(v)
 
 
-def _markdown(sections, images) -> str:
+def _cut(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The table as text, long ones cut to their first and last KEEP rows; and how many rows were left out."""
+    text = df.apply(lambda col: col.map(_fmt)).astype(str)
+    if len(df) <= LONG:
+        return text, 0
+    gap = pd.DataFrame([["..."] * df.shape[1]], columns=df.columns)
+    return pd.concat([text.head(KEEP), gap, text.tail(KEEP)], ignore_index=True), len(df) - 2 * KEEP
+
+
+def _markdown(sections, footer) -> str:
     lines = ["# Model report", ""]
-    for title, text, df in sections:
+    for title, items in sections:
         lines += [f"## {title}", ""]
-        if text:
-            lines += [text, ""]
-        if df is not None:
-            cols = list(df.columns)
-            lines.append("| " + " | ".join(map(str, cols)) + " |")
-            lines.append("|" + "---|" * len(cols))
-            for _, row in df.head(100).iterrows():
-                lines.append("| " + " | ".join(_fmt(row[c]).replace("|", "\\|") for c in cols) + " |")
-            if len(df) > 100:
-                lines.append(f"\n({len(df) - 100} more rows in the CSV)")
-            lines.append("")
-    lines += ["## Figures", ""]
-    lines += [f"![{caption}](figures/{name})\n" for caption, name, _ in images]
+        for item in _flat(items):
+            if isinstance(item, str):
+                lines += [item, ""]
+            elif isinstance(item, Pre):
+                lines += [item.caption, "", "```", item.text, "```", ""]
+            elif isinstance(item, Figure):
+                lines += [f"![{item.caption}](figures/{item.name}.png)", "", f"*{item.caption}*", ""]
+            else:
+                lines += _markdown_table(item)
+    lines += ["---", "", "Provenance: " + "; ".join(footer) + ".", ""]
     return "\n".join(lines)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
+def _markdown_table(t: Table) -> list[str]:
+    shown, left_out = _cut(t.df)
+    lines = [f"### {t.title}", ""]
+    if t.caption:
+        lines += [t.caption, ""]
+    lines.append("| " + " | ".join(map(str, shown.columns)) + " |")
+    lines.append("|" + "---|" * shown.shape[1])
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in shown.itertuples(index=False)]
+    more = f"{len(t.df)} rows, the first and last {KEEP} shown; all" if left_out else "As CSV"
+    return lines + ["", f"{more} in [{t.name}.csv]({t.name}.csv)", ""]
+
+
+def _flat(items):
+    for item in items:
+        yield from _flat(item) if isinstance(item, list) else [item]
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1340px;margin:1em auto;padding:0 1em;color:#222;
+font-size:14px}h1{font-size:22px;margin:.3em 0}h2{font-size:18px;border-bottom:1px solid #ddd;margin:1.4em 0 .5em}
+h3{font-size:15px;margin:1em 0 .3em}p{margin:.3em 0}.caption{color:#555;font-size:13px}
+table{border-collapse:collapse;font-size:12px;margin:.3em 0 .8em}td,th{border:1px solid #ccc;padding:2px 7px;
 text-align:right}th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:12px}figure{margin:1.5em 0}"""
+pre{background:#f7f7f7;padding:.6em;font-size:12px;white-space:pre-wrap;margin:.3em 0}figure{margin:.5em 0}
+figcaption{color:#555;font-size:13px}.row{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1.5em;
+align-items:start}.tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));column-gap:2em}
+details{margin:.2em 0 .8em}footer{margin-top:2em;border-top:1px solid #ddd;color:#555;font-size:12px}"""
 
 
-def _html(sections, images, summary) -> str:
+def _html(sections, footer) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hierbayes report</title>"
              f"<style>{_CSS}</style></head><body><h1>Model report</h1>"]  # fmt: skip
-    for title, text, df in sections:
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        if text:
-            parts.append("".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line))
-        if df is not None:
-            shown = df.head(100)
-            parts.append(shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0,
-                                       classes=f"table-{_safe(title)}"))  # fmt: skip
-            if len(df) > 100:
-                parts.append(f"<p>({len(df) - 100} more rows in the CSV)</p>")
-    parts.append("<h2>Summary</h2><pre>" + html.escape(summary) + "</pre><h2>Figures</h2>")
-    for caption, name, png in images:
-        parts.append(f"<figure id='{_safe(name)}'><figcaption>{html.escape(caption)}</figcaption>"
-                     f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{png}'></figure>")  # fmt: skip
+    for title, items in sections:
+        parts.append(f"<section id='{_safe(title.lower())}'><h2>{html.escape(title)}</h2>")
+        wrap = title == "Estimates"  # the small headline tables, side by side where they fit
+        parts.append("<div class='tables'>" if wrap else "")
+        parts += [_html_item(item) for item in items]
+        parts.append("</div></section>" if wrap else "</section>")
+    parts.append("<footer><p><b>Provenance.</b> " + " &middot; ".join(html.escape(f) for f in footer) + "</p></footer>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_item(item) -> str:
+    if isinstance(item, list):
+        return "<div class='row'>" + "".join(f"<div>{_html_item(i)}</div>" for i in item) + "</div>"
+    if isinstance(item, str):
+        return f"<p>{html.escape(item)}</p>"
+    if isinstance(item, Pre):
+        return f"<p class='caption'>{html.escape(item.caption)}</p><pre>{html.escape(item.text)}</pre>"
+    if isinstance(item, Figure):
+        png = base64.b64encode(item.png).decode("ascii")
+        caption = html.escape(item.caption)
+        return (f"<figure id='{_safe(item.name)}'><img alt='{caption}' src='data:image/png;base64,{png}'>"
+                f"<figcaption>{caption}</figcaption></figure>")  # fmt: skip
+    shown, left_out = _cut(item.df)
+    body = shown.to_html(index=False, border=0, classes=f"table-{_safe(item.name)}")
+    link = f"<a href='{item.name}.csv'>{item.name}.csv</a>"
+    caption = f"<p class='caption'>{html.escape(item.caption)}</p>" if item.caption else ""
+    if left_out:
+        return (f"<div><h3>{html.escape(item.title)}</h3>{caption}<p class='caption'>{len(item.df)} rows; all in "
+                f"{link}.</p><details><summary>First and last {KEEP} rows</summary>{body}</details></div>")  # fmt: skip
+    if item.fold:
+        return f"<details><summary>{html.escape(item.title)}</summary>{caption}{body}<p>{link}</p></details>"
+    return f"<div><h3>{html.escape(item.title)}</h3>{caption}{body}<p class='caption'>{link}</p></div>"

@@ -1,4 +1,4 @@
-"""Figures and the report: what they show, read back from the matplotlib objects."""
+"""Figures: what they show, read back from the matplotlib objects (the report: test_report.py)."""
 
 import matplotlib
 
@@ -163,20 +163,3 @@ def test_rank_plot_and_diagnostic_plots(fits):
     assert [t.get_text() for t in legend.get_texts()] == ["observed data", "20 replicated data sets"]
     with pytest.raises(ValueError, match="needs group="):
         fit.plot.caterpillar()
-
-
-def test_report_has_every_table_and_figure(fits, tmp_path):
-    fit, _ = fits("sleepstudy_rs_reml")
-    path = fit.report(tmp_path, at={"Days": 0})
-    page = path.read_text()
-    for title in ["Model", "Data", "Priors", "Diagnostics", "Fixed effects", "Variance components", "R²",
-                  "Intraclass correlation", "Frequentist (REML) side by side", "Shrinkage: Subject", "Ranks of Subject"]:  # fmt: skip
-        assert f"<h2>{title}" in page, title
-    pngs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
-    assert len(pngs) >= 8
-    assert page.count("<img ") == len(pngs) and page.count("data:image/png;base64,") == len(pngs)
-    markdown = (tmp_path / "report.md").read_text()
-    assert all(f"figures/{name}" in markdown for name in pngs)
-    assert "| (Intercept) |" in markdown
-    for csv in ["fixef", "varcorr", "icc", "r2", "frequentist", "shrinkage_Subject", "ranks_Subject", "priors"]:
-        assert (tmp_path / f"{csv}.csv").is_file(), csv
