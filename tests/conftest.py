@@ -1,12 +1,10 @@
-import json
 import warnings
-from pathlib import Path
 
 import pytest
 
 import hierbayes as hb
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "lme4_reference.json"
+REFERENCE = hb.datasets.LME4_REFERENCE  # lme4's fits of the shipped data, shipped with them
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +19,8 @@ def sleepstudy():
 
 @pytest.fixture(scope="session")
 def lme4_reference():
-    """lme4's fits of the shipped data (../shared/reference), by model name."""
-    if not REFERENCE.is_file():
-        pytest.fail(f"lme4 reference file not found at {REFERENCE}")
-    return {r["name"]: r for r in json.loads(REFERENCE.read_text())}
+    """lme4's fits of the shipped data, by model name."""
+    return hb.datasets.lme4_reference()
 
 
 # The data set of each reference model, and the longer runs some need.

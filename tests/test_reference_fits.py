@@ -1,4 +1,4 @@
-"""Real NUTS fits of the shipped data against lme4 (../shared/reference/lme4_reference.json).
+"""Real NUTS fits of the shipped data against lme4 (``hb.datasets.lme4_reference()``).
 
 Each model is fitted once per session and shared. Tolerances (the issue's): posterior means
 of fixed effects within 2 posterior SDs of lme4; group and residual SDs within 15%;

@@ -14,15 +14,24 @@
 
 Identifier columns (school, subject, herd, period...) are read as text, so that ``"1"`` is a
 level name and not a number.
+
+``lme4_reference()`` gives lme4's fits of these data sets (lme4 1.1, REML or ML as named, glmer
+Laplace for cbpp): fixed effects and their SEs, ``as.data.frame(VarCorr(m))`` rows, logLik,
+AIC, BIC and the conditional modes. Pass a record to ``fit.compare_frequentist(reference=)``.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+import json
+
 import pandas as pd
 
-__all__ = ["load", "names"]
+__all__ = ["load", "names", "lme4_reference", "LME4_REFERENCE"]
+
+#: the shipped lme4 fits, a JSON list of records (``reference=`` accepts the path too)
+LME4_REFERENCE = resources.files(__name__) / "data" / "lme4_reference.json"
 
 _TEXT_COLUMNS = {
     "london_exam": ["school", "student"],
@@ -45,3 +54,14 @@ def load(name: str) -> pd.DataFrame:
     path = resources.files(__name__) / "data" / f"{name}.csv"
     with resources.as_file(path) as file:
         return pd.read_csv(file, dtype={c: str for c in _TEXT_COLUMNS[name]})
+
+
+def lme4_reference(name: str | None = None) -> dict:
+    """lme4's fit of a shipped data set by model name (``"london_rs_ml"``); without a name, every
+    record by name."""
+    records = {r["name"]: r for r in json.loads(LME4_REFERENCE.read_text())}
+    if name is None:
+        return records
+    if name not in records:
+        raise ValueError(f"no lme4 reference named {name!r}; available: {', '.join(records)}")
+    return records[name]
