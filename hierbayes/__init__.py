@@ -9,6 +9,7 @@ Each stage is public: ``parse_formula`` -> ``make_design`` -> ``make_priors`` ->
 """
 
 import warnings as _warnings
+from importlib import metadata as _metadata
 
 # pip-installed PyTensor warns at import that it found no BLAS; nutpie (the default sampler)
 # compiles through numba and does not use it.
@@ -29,7 +30,7 @@ from .results import FitResult  # noqa: E402
 from .sampling import Diagnostics, SamplingWarning, diagnose, sample  # noqa: E402
 from .variance import variance_reduction  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("hierbayes")
 
 __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",

@@ -107,7 +107,7 @@ def fit(
     for message in diagnostics.messages:
         warnings.warn(message, SamplingWarning, stacklevel=2)
     return FitResult(design=design, priors=resolved, model=model, idata=idata, sampler=sampler,
-                     diagnostics=diagnostics, method=method)
+                     diagnostics=diagnostics, method=method, random_seed=random_seed)
 
 
 def _check_family(family: str) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.patches import FancyArrowPatch
 
+from .sampling import pymc_quiet
 from .summarize import SAMPLE_DIMS
 
 __all__ = [
@@ -149,7 +150,7 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
 
             names = [f"sd_{b.name}" for b in fit.design.blocks] + ["sigma"]
             names += [f"cor_{b.name}" for b in fit.design.blocks if b.correlated]
-            with fit.model, warnings.catch_warnings():
+            with fit.model, pymc_quiet(), warnings.catch_warnings():
                 # the marginal likelihood is a Potential; the prior rightly ignores it
                 warnings.filterwarnings("ignore", message="The effect of Potentials")
                 draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
@@ -235,13 +236,13 @@ def plot_ppc(fit, num_samples: int = 50, random_seed: int | None = 0) -> plt.Fig
 def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, kind: str = "ranef",
                      prob: float = 0.95) -> plt.Figure:  # fmt: skip
     """Every group's effect on ``term`` with its interval, sorted (``kind``: ranef or coef)."""
-    from .groups import _one_factor, _term
+    from .groups import one_factor, group_term
 
     if kind not in ("ranef", "coef"):
         raise ValueError(f"kind must be 'ranef' (deviations) or 'coef' (group coefficients), not {kind!r}")
-    factor = _one_factor(fit, group, "plot_caterpillar")
+    factor = one_factor(fit, group, "plot_caterpillar")
     terms = fit.design.group_terms(factor)
-    term = _term(term, terms, factor)
+    term = group_term(term, terms, factor)
     table = getattr(fit, kind)(factor, prob=prob)
     table = table[table.term == term].sort_values("mean").reset_index(drop=True)
     J = len(table)
@@ -266,9 +267,9 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
     """No-pooling estimates against partial-pooling posterior means, arrows per group, marker
     area by group size. One term: estimates against group size; two terms: the 2-D version
     (e.g. intercept against slope)."""
-    from .groups import _one_factor
+    from .groups import one_factor
 
-    factor = _one_factor(fit, group, "plot_shrinkage")
+    factor = one_factor(fit, group, "plot_shrinkage")
     table = fit.shrinkage(factor)
     available = list(dict.fromkeys(table["term"]))
     terms = available[:2] if terms is None else ([terms] if isinstance(terms, str) else list(terms))
@@ -359,13 +360,13 @@ def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool 
 
     Other covariates are held at their mean (numeric) or reference level (categorical).
     """
-    from .groups import _one_factor
+    from .groups import one_factor
 
     design = fit.design
     data = design.data
     if x not in data.columns or not pd.api.types.is_numeric_dtype(data[x]):
         raise ValueError(f"x must be a numeric column the model uses, not {x!r}")
-    factor = _one_factor(fit, group, "plot_fitted")
+    factor = one_factor(fit, group, "plot_fitted")
     all_levels = list(design.factors[factor].levels)
     if levels is None:
         levels = all_levels[:: max(1, len(all_levels) // 4)][:4]
@@ -389,7 +390,7 @@ def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool 
     population = fit.predict(pd.DataFrame({**base, x: grid, gcol: all_levels[0]}), re_form="NA", prob=prob,
                              interval="eti")
     frames = [pd.DataFrame({**base, x: grid, gcol: lv}) for lv in all_levels]
-    lines = fit.predict(pd.concat(frames, ignore_index=True), re_form=f"(1 | {factor})")["mean"].to_numpy()
+    lines = fit.predict(pd.concat(frames, ignore_index=True), re_form="(1 | " + ":".join(f"`{c}`" for c in factor.split(":")) + ")")["mean"].to_numpy()
     lines = lines.reshape(len(all_levels), len(grid))
     colors = plt.get_cmap("tab10")
     with plt.rc_context(STYLE):

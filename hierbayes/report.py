@@ -266,8 +266,6 @@ def _slope_column(fit):
 
 def _provenance(fit) -> list[str]:
     """Versions, seed, sampler settings and dates, one item each."""
-    from . import __version__
-
     def version(package):
         try:
             return metadata.version(package)
@@ -278,13 +276,12 @@ def _provenance(fit) -> list[str]:
     stats = fit.idata["sample_stats"].attrs if "sample_stats" in fit.idata.children else {}
     settings = json.loads(stats.get("inference_library_settings", "{}")).get("settings", {})
     tune = post.attrs.get("tuning_steps", settings.get("num_tune", "unknown"))
-    seed = getattr(fit, "random_seed", None)
-    seed = f"random_seed {seed}" if seed is not None else "random_seed not recorded by the fit"
+    seed = f"random_seed {fit.random_seed}" if fit.random_seed is not None else "random_seed not set (a refit draws anew)"
     if "seed" in settings:
         seed += f" (nutpie's own seed {settings['seed']})"
     fitted = post.attrs.get("created_at") or stats.get("created_at")
     return [
-        f"hierbayes {__version__}, PyMC {version('pymc')}, nutpie {version('nutpie')}, ArviZ {version('arviz')}",
+        f"hierbayes {version('hierbayes')}, PyMC {version('pymc')}, nutpie {version('nutpie')}, ArviZ {version('arviz')}",
         f"sampler: NUTS via {fit.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']} draws, tune {tune}",
         f"seed: {seed}",
         f"fitted {_date(fitted) if fitted else 'at an unrecorded time'}; "

@@ -32,6 +32,7 @@ class FitResult:
     sampler: str
     diagnostics: Diagnostics
     method: str = "full"  # "marginal": group effects integrated out, drawn exactly afterwards
+    random_seed: int | None = None  # as passed to hb.fit: the same seed gives the same draws
 
     @property
     def spec(self):
@@ -240,18 +241,19 @@ class FitResult:
             f"Formula: {d.spec.formula}",
             f"   Data: {d.n_obs} observations"
             + (f" ({d.n_dropped} rows with missing values dropped)" if d.n_dropped else ""),
-            f" Draws: {n_chains} chains x {n_draws} (after warm-up)",
+            f" Draws: {n_chains} chains x {n_draws} (after warm-up); intervals are {pct} equal-tailed"
+            + (f"; seed {self.random_seed}" if self.random_seed is not None else ""),
             "",
         ]
         if d.blocks:
             vc = self.varcorr(prob)
-            lines.append(f"Random effects (posterior mean of each SD, its {pct} interval; correlations):")
+            lines.append(f"Random effects (posterior mean of each SD, its {pct} equal-tailed interval; correlations):")
             lines.append(_random_effects_text(vc, d))
             groups = ", ".join(f"{name}, {f.n_levels}" for name, f in d.factors.items())
             lines.append(f"Number of obs: {d.n_obs}, groups:  {groups}")
         else:
             s = _stats(post["sigma"], prob, "eti").iloc[0]
-            lines.append(f"Residual SD: {s['mean']:.4g} ({pct} interval {s['lower']:.4g} to {s['upper']:.4g})")
+            lines.append(f"Residual SD: {s['mean']:.4g} ({pct} equal-tailed interval {s['lower']:.4g} to {s['upper']:.4g})")
         lines += ["", "Fixed effects:"]
         fe = self.fixef(prob).rename(
             columns={"mean": "Estimate", "sd": "Est.Error", "lower": f"l-{pct}", "upper": f"u-{pct}",

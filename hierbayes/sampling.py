@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "available_sampler", "model_fingerprint"]
+__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "available_sampler", "model_fingerprint",
+           "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -47,6 +49,19 @@ class Diagnostics:
             f"{self.divergences} divergent transitions; max R-hat {self.max_rhat:.3f}; "
             f"min bulk ESS {self.min_ess_bulk:.0f}; min tail ESS {self.min_ess_tail:.0f}"
         )
+
+
+@contextlib.contextmanager
+def pymc_quiet():
+    """PyMC logs what it samples at INFO ("NUTS[nutpie]: [...]", "Sampling: [...]") whatever the
+    progress bar; a fit prints only the progress bar (when asked) and warnings."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def available_sampler(sampler: str = "auto") -> str:
@@ -86,7 +101,7 @@ def sample(
         fast = _sample_compiled(model, cache_key, draws, tune, chains, random_seed, target_accept, kwargs["nuts"])
         if fast is not None:
             return fast
-    with model, _compile_cache(cache_key if nuts_sampler == "nutpie" else None):
+    with model, pymc_quiet(), _compile_cache(cache_key if nuts_sampler == "nutpie" else None):
         return pm.sample(
             draws=draws,
             tune=tune,
