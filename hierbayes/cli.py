@@ -1,10 +1,10 @@
-"""``hierbayes fit CONFIG.yaml --out DIR``: fit the configured model and write its tables.
+"""hierbayes fit CONFIG.yaml --out DIR: fit the configured model and write its report.
 
-The YAML file holds ``formula``, ``data`` (a shipped data set's name or a CSV path, relative
-to the YAML file), and optionally ``reference``, ``priors``, ``sampling`` (the keyword
-arguments of ``hb.fit``: draws, tune, chains, random_seed, sampler, target_accept), ``at``
-(covariate values for the ICC and variance components of random-slope models) and
-``frequentist`` (``REML``, ``ML`` or ``none``: the side-by-side fit, default REML).
+The YAML file holds formula and data (a shipped data set's name or a CSV path, relative
+to the YAML file), and optionally reference, priors, sampling (the keyword arguments of
+hb.fit: draws, tune, chains, random_seed, sampler, target_accept), at (covariate values
+for the ICC and variance components of random-slope models) and frequentist (REML, ML or
+none: the side-by-side fit, default REML).
 """
 
 from __future__ import annotations
@@ -16,12 +16,26 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from importlib import metadata
+
 from . import datasets
 from .api import fit
 
+# the YAML keys, each with what it takes (fit --help lists them)
+_KEY_HELP = {
+    "formula": "the model in lme4 syntax, e.g. normexam ~ standLRT + (standLRT | school)  [required]",
+    "data": f"a shipped data set ({', '.join(datasets.names())}) or a CSV path relative to the YAML file  [required]",
+    "family": "the response family (gaussian)",
+    "reference": "reference level per categorical column, e.g. {schgend: mixed}",
+    "priors": 'priors by brms parameter name, e.g. {sd: "HalfNormal(1)", cor: "LKJ(4)"}',
+    "sampling": "draws, tune, chains, random_seed, sampler (auto, nutpie, pymc), target_accept, progressbar",
+    "at": "covariate values for the ICC and variance shares of random-slope models, e.g. {standLRT: 0}",
+    "frequentist": "REML, ML or none: the frequentist fit beside the posterior (default REML)",
+    "name": "a name for the model (free text)",
+    "description": "a description (free text)",
+}
 _SAMPLING_KEYS = {"draws", "tune", "chains", "random_seed", "sampler", "target_accept", "progressbar"}
-_TOP_KEYS = {"formula", "data", "reference", "priors", "sampling", "family", "name", "description", "at",
-             "frequentist"}  # fmt: skip
+_TOP_KEYS = set(_KEY_HELP)
 
 
 class ConfigError(ValueError):
@@ -85,10 +99,17 @@ def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hierbayes", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hierbayes", description=__doc__.splitlines()[0],
+                                     epilog="Run 'hierbayes fit --help' for the configuration keys.")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"hierbayes {metadata.version('hierbayes')}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fit", help="fit the model of a YAML configuration and write its tables")
-    p.add_argument("config", help="YAML file: formula, data, priors, sampling")
+    keys = "\n".join(f"  {k:<12} {v}" for k, v in _KEY_HELP.items())
+    p = sub.add_parser("fit", help="fit the model of a YAML configuration and write its report",
+                       description="Fit the model of a YAML configuration; print its summary and write its\n"
+                                   "report (index.html, report.md, CSV tables, figures/) into --out.",
+                       epilog=f"configuration keys (YAML):\n{keys}\n\nexample: configs/london_schools.yaml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("config", help="YAML file: formula, data, and the optional keys below")
     p.add_argument("--out", default="report", help="output folder (default: report)")
     p.add_argument("--draws", type=int, help="override sampling.draws")
     p.add_argument("--tune", type=int, help="override sampling.tune")

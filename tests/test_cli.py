@@ -64,3 +64,25 @@ def test_errors_reach_the_user_without_a_traceback(tmp_path, capsys):
     config = _write(tmp_path, "formula: normexam ~ nosuch + (1 | school)\ndata: london_exam\n")
     assert main(["fit", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "unknown column 'nosuch'" in capsys.readouterr().err
+
+
+def test_version_and_plain_text_help(capsys):
+    import hierbayes as hb
+
+    with pytest.raises(SystemExit) as end:
+        main(["--version"])
+    assert end.value.code == 0 and capsys.readouterr().out.strip() == f"hierbayes {hb.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "fit --help" in text
+
+
+def test_fit_help_lists_every_configuration_key(capsys):
+    from hierbayes.cli import _TOP_KEYS
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    listed = {line.split()[0] for line in text.split("configuration keys (YAML):")[1].splitlines() if line.startswith("  ")}
+    assert listed == _TOP_KEYS
