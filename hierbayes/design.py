@@ -222,7 +222,7 @@ def center(data: pd.DataFrame, column: str, by: str, suffix: str = "_groupc") ->
 _TOKEN = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([^\W\d][\w.]*)")
 
 
-def _names_in(expr: str, columns=()) -> list[str]:
+def names_in(expr: str, columns=()) -> list[str]:
     """Column names an expression reads: backquoted names, and bare names that are not calls,
     keyword arguments, numpy or formula helpers. A bare name in ``columns`` is the column."""
     names = []
@@ -257,10 +257,10 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
             if name not in used:
                 used.append(name)
 
-    need(_names_in(spec.response, data.columns), f"the response {spec.response!r}")
-    need(_names_in(spec.fixed, data.columns), f"the fixed part {spec.fixed!r}")
+    need(names_in(spec.response, data.columns), f"the response {spec.response!r}")
+    need(names_in(spec.fixed, data.columns), f"the fixed part {spec.fixed!r}")
     for block in spec.blocks:
-        need(_names_in(block.terms, data.columns), f"random-effect term {block.source!r}")
+        need(names_in(block.terms, data.columns), f"random-effect term {block.source!r}")
         for col in block.group_columns:
             if col not in data.columns:
                 raise DataError(
@@ -529,10 +529,10 @@ def evaluate_new_data(
     spec = design.spec
     factors = list(design.factors) if factors is None else factors
     group_columns = {b.group: b.group_columns for b in spec.blocks}
-    wanted = [(f"the fixed part {spec.fixed!r}", _names_in(spec.fixed, design.columns))] if fixed else []
+    wanted = [(f"the fixed part {spec.fixed!r}", names_in(spec.fixed, design.columns))] if fixed else []
     for block in spec.blocks:
         if block.group in factors:
-            wanted.append((f"random-effect term {block.source!r}", _names_in(block.terms, design.columns)))
+            wanted.append((f"random-effect term {block.source!r}", names_in(block.terms, design.columns)))
     term_columns = list(dict.fromkeys(name for _, names in wanted for name in names))  # not only grouping
     wanted += [(f"grouping factor {f!r}", list(group_columns[f])) for f in factors]
     used: list[str] = []

@@ -32,10 +32,10 @@ __all__ = ["shrinkage", "ranks"]
 def shrinkage(fit, group=None, term=None, prob=0.95, interval="hdi"):
     """No-pooling, complete-pooling and partial-pooling estimates per group (see module doc)."""
     design = fit.design
-    factor = _one_factor(fit, group, "shrinkage")
+    factor = one_factor(fit, group, "shrinkage")
     blocks = [b for b in design.blocks if b.group == factor]
     terms = design.group_terms(factor)
-    terms_wanted = terms if term is None else [_term(term, terms, factor)]
+    terms_wanted = terms if term is None else [group_term(term, terms, factor)]
     post = fit.posterior
     codes = design.factors[factor].codes
     levels = design.factors[factor].levels
@@ -96,9 +96,9 @@ def ranks(fit, term="(Intercept)", group=None, descending=True, prob=0.95, draws
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
     design = fit.design
-    factor = _one_factor(fit, group, "ranks")
+    factor = one_factor(fit, group, "ranks")
     terms = design.group_terms(factor)
-    term = _term(term, terms, factor)
+    term = group_term(term, terms, factor)
     block = next(b for b in design.blocks if b.group == factor and term in b.terms)
     r = fit.posterior[f"r_{block.name}"].sel({f"{block.name}__effect": term}, drop=True)
     r = r.transpose(*SAMPLE_DIMS, factor)
@@ -125,7 +125,7 @@ def ranks(fit, term="(Intercept)", group=None, descending=True, prob=0.95, draws
     return table.sort_values(["rank_median", "rank_mean"], kind="stable").reset_index(drop=True)
 
 
-def _one_factor(fit, group, what) -> str:
+def one_factor(fit, group, what) -> str:
     """The one grouping factor ``what`` works on: ``group``, or the model's only factor."""
     factors = list(fit.design.factors)
     if not factors:
@@ -135,7 +135,7 @@ def _one_factor(fit, group, what) -> str:
     return fit._factors(group)[0]  # checks the name as ranef/coef do
 
 
-def _term(term, terms, factor) -> str:
+def group_term(term, terms, factor) -> str:
     """A group-level term of ``factor``; ``Intercept`` is accepted for ``(Intercept)``."""
     if term == "Intercept" and "(Intercept)" in terms:
         term = "(Intercept)"

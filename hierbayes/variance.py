@@ -70,9 +70,9 @@ def _second_moments(fit, at):
                 stacklevel=5,  # the user's call of fit.icc() / fit.r2() / ...
             )
         return {b.name: b.Z.T @ b.Z / design.n_obs for b in design.blocks}
-    from .design import _names_in, evaluate_new_data
+    from .design import names_in, evaluate_new_data
 
-    used = sorted({name for b in design.spec.blocks for name in _names_in(b.terms)})
+    used = sorted({name for b in design.spec.blocks for name in names_in(b.terms, design.columns)})
     unknown = sorted(set(at) - set(used))
     if unknown:
         raise ValueError(f"at= names {unknown}, which no group-level term uses; they use {used or 'no columns'}")
