@@ -24,3 +24,15 @@ def test_notebook_runs(path):
     client.execute()  # raises CellExecutionError, with the failing cell and its traceback
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_with_its_outputs(path):
+    """Readers of the project page see tables and figures, not code only
+    (scripts/execute_notebooks.py stores them)."""
+    nbformat = pytest.importorskip("nbformat")
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in cells), "a code cell was never run"
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure in the stored outputs"
