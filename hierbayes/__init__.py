@@ -27,7 +27,7 @@ from .plots import (  # noqa: E402
 )  # fmt: skip
 from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
 from .results import FitResult  # noqa: E402
-from .sampling import Diagnostics, SamplingWarning, diagnose, sample  # noqa: E402
+from .sampling import Diagnostics, SamplingError, SamplingWarning, diagnose, sample  # noqa: E402
 from .variance import variance_reduction  # noqa: E402
 
 __version__ = _metadata.version("hierbayes")
@@ -36,7 +36,7 @@ __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
     "default_priors", "build_model", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
     "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
-    "SamplingWarning", "variance_reduction", "fit_mixedlm", "UnsupportedStructure", "plot_forest",
+    "SamplingWarning", "SamplingError", "variance_reduction", "fit_mixedlm", "UnsupportedStructure", "plot_forest",
     "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc", "plot_trace", "plot_rank",
     "plot_ranks",
 ]  # fmt: skip

@@ -60,7 +60,7 @@ _OFF_ZTZ, _OFF_ZTX, _OFF_ZTY = range(17, 20)
 _NESTED, _Q1, _NOUTER, _OFF_NESTED = range(20, 24)  # two nested factors: see _nested_loglik
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _prior_logp(code, a, b, c, x):
     """Log density of a prior at x (complex-safe: no comparisons on x except Laplace's sign)."""
     if code == 0:  # Normal(mu=a, sigma=b)
@@ -93,7 +93,7 @@ def _prior_logp(code, a, b, c, x):
     return a * math.log(b) - math.lgamma(a) - (a + 1) * np.log(x) - b / x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _unpack(x, buf, b, lam, out_sigma):
     """Unconstrained x -> b (p), Lambda (q x q, zeroed first), sigma (out_sigma[0]); returns
     the log prior plus the log Jacobian. Works for float64 and complex128 x alike."""
@@ -162,7 +162,7 @@ def _unpack(x, buf, b, lam, out_sigma):
     return lp
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     """The marginal log-likelihood at (b, Lambda, sigma); fills its gradient in b and Lambda
     and returns (loglik, d loglik / d sigma)."""
@@ -198,7 +198,7 @@ def _loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     return loglik, 2 * sigma * d_s2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _groups(lam, s2, b, buf, g_b, g_lam):
     """Sums over groups of log|M_j|, w_j'v_j, tr M_j^{-1} and v_j'v_j, and the groups' parts
     of the gradient (added to g_b and g_lam); any q, by loops."""
@@ -277,7 +277,7 @@ def _groups(lam, s2, b, buf, g_b, g_lam):
     return logdet, quad, trace, vtv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _groups_q1(lam, s2, b, buf, g_b, g_lam):
     """``_groups`` for one effect per group, in closed form."""
     p, J = int(buf[_P]), int(buf[_J])
@@ -304,7 +304,7 @@ def _groups_q1(lam, s2, b, buf, g_b, g_lam):
     return logdet, quad, trace, vtv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _groups_q2(lam, s2, b, buf, g_b, g_lam):
     """``_groups`` for two effects per group, in closed form (M_j inverted as a 2 x 2)."""
     p, J = int(buf[_P]), int(buf[_J])
@@ -321,10 +321,10 @@ def _groups_q2(lam, s2, b, buf, g_b, g_lam):
             c1 -= buf[row1 + k] * b[k]
         al00, al01 = a00 * l00 + a01 * l10, a01 * l11  # A Lambda
         al10, al11 = a01 * l00 + a11 * l10, a11 * l11
-        m00 = s2 + l00 * al00 + l10 * al10  # M = sigma^2 I + Lambda' A Lambda
-        m01 = l00 * al01 + l10 * al11
-        m11 = s2 + l11 * al11
-        det = m00 * m11 - m01 * m01
+        t00, t11 = l00 * al00 + l10 * al10, l11 * al11  # T = Lambda' A Lambda
+        m00, m01, m11 = s2 + t00, l00 * al01 + l10 * al11, s2 + t11  # M = sigma^2 I + T
+        # |M| = s2^2 + s2 tr T + |Lambda|^2 |A|: no cancellation when T is large and near rank one
+        det = s2 * (s2 + t00 + t11) + (l00 * l11) ** 2 * max(a00 * a11 - a01 * a01, 0.0)
         i00, i01, i11 = m11 / det, -m01 / det, m00 / det  # M^{-1}
         w0, w1 = l00 * c0 + l10 * c1, l11 * c1
         v0, v1 = i00 * w0 + i01 * w1, i01 * w0 + i11 * w1
@@ -344,7 +344,7 @@ def _groups_q2(lam, s2, b, buf, g_b, g_lam):
     return logdet, quad, trace, vtv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _groups_q3(lam, s2, b, buf, g_b, g_lam):
     """``_groups`` for three effects per group, in closed form (M_j inverted by cofactors)."""
     p, J = int(buf[_P]), int(buf[_J])
@@ -403,7 +403,7 @@ def _groups_q3(lam, s2, b, buf, g_b, g_lam):
     return logdet, quad, trace, vtv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def logp_and_grad(x, buf, grad):
     """Log posterior density (up to a constant) at unconstrained x; fills ``grad``."""
     nested = buf[_NESTED] > 0
@@ -416,6 +416,9 @@ def logp_and_grad(x, buf, grad):
     lp_prior = _unpack(x, buf, b, lam, sig)
     g_b = np.empty(p)
     g_lam = np.empty((q, q))
+    if not (np.isfinite(lp_prior) and 0.0 < sig[0] * sig[0] < np.inf and np.all(np.isfinite(lam))):
+        grad[:] = 0.0  # outside what double precision can represent: a rejected point
+        return -np.inf
     if nested:
         loglik, g_sigma = _nested_q1_loglik_grad(b, lam, sig[0], buf, g_b, g_lam)
     else:
@@ -440,7 +443,7 @@ def logp_and_grad(x, buf, grad):
     return loglik + lp_prior
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def expand(x, buf, out):
     """The draws to keep: b (p), Lambda (q x q, row-major), sigma."""
     p, q = int(buf[_P]), int(buf[_Q])
@@ -455,7 +458,7 @@ def expand(x, buf, out):
     out[p + q * q] = sig[0]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _nested_offsets(buf):
     p, q1, C = int(buf[_P]), int(buf[_Q1]), int(buf[_J])
     q2 = int(buf[_Q]) - q1
@@ -471,7 +474,7 @@ def _nested_offsets(buf):
     return outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _chol_solve(L, rhs):
     """Overwrite ``rhs`` (k x m) with (L L')^{-1} rhs; L lower triangular (any dtype)."""
     k, m = rhs.shape
@@ -488,7 +491,7 @@ def _chol_solve(L, rhs):
             rhs[a, col] = t / L[a, a]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _cholesky(M, L):
     """L = the lower Cholesky factor of M (any dtype); returns log det M."""
     k = M.shape[0]
@@ -506,7 +509,7 @@ def _cholesky(M, L):
     return logdet
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
     """Inner group c's share of the nested likelihood (any dtype; see ``_nested_loglik``).
 
@@ -564,7 +567,7 @@ def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
     return logdet, wMw
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _nested_loglik(b, lam, sigma, buf):
     """Marginal log-likelihood with two nested factors both integrated out (complex-safe).
 
@@ -628,7 +631,7 @@ def _nested_loglik(b, lam, sigma, buf):
     return -0.5 * (n * math.log(2 * math.pi) + logdet + outer + (rtr - wMw) / s2)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     """``_nested_loglik`` when the inner factor has one effect (class intercepts), with its
     gradient in b, Lambda and sigma by hand (reverse mode, two passes over the inner groups).
@@ -771,7 +774,7 @@ def _nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     return loglik, 2 * sigma * s2_bar
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _nested_logp_and_grad(x, buf, grad):
     """``logp_and_grad`` for two nested factors: the gradient by complex step throughout."""
     n_dim, p, q = x.shape[0], int(buf[_P]), int(buf[_Q])
@@ -789,7 +792,7 @@ def _nested_logp_and_grad(x, buf, grad):
     return value
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
     """For each draw s and group j: b_j = Lambda_s (v + sigma L^{-T} z_sj), with M = L L' and
     v = M^{-1} Lambda' c_j (an exact draw of the group effects given the draw's parameters),
@@ -855,7 +858,7 @@ def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effe
                 effects[s, j, a] = t
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
     """Exact draws with two nested factors, per posterior draw: the outer effects given y with
     the inner ones integrated out, eta2 ~ N(K^{-1} g, K^{-1}) (see ``_nested_loglik``), then the
@@ -959,7 +962,7 @@ _EXPAND_SIG = numba.types.int64(
 )  # fmt: skip
 
 
-@numba.cfunc(_LOGP_SIG, cache=True)
+@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, data_):
     head = numba.carray(data_, (HEADER,), np.float64)
     buf = numba.carray(data_, (int(head[_LEN]),), np.float64)
@@ -978,7 +981,7 @@ def _logp_cfunc(dim, x_, out_, logp_, data_):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True)
+@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, n_expanded, x_, out_, data_):
     head = numba.carray(data_, (HEADER,), np.float64)
     buf = numba.carray(data_, (int(head[_LEN]),), np.float64)
@@ -1036,8 +1039,15 @@ class PackedModel:
         return out[: self.p], out[self.p : self.p + q * q].reshape(q, q), float(out[-1])
 
     def initial_point(self, seed) -> np.ndarray:
+        """``start`` jittered; where the density or its gradient is not finite there (nutpie
+        cannot start from such a point), jittered again with half the spread, then ``start``."""
         rng = np.random.default_rng(seed)
-        return self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter
+        for k in range(8):
+            x = self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter / 2**k
+            value, grad = self.logp(x)
+            if np.isfinite(value) and np.all(np.isfinite(grad)):
+                return x
+        return self.start.copy()
 
 
 def pack_model(design, priors) -> PackedModel:

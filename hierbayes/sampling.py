@@ -14,8 +14,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "available_sampler", "model_fingerprint",
-           "pymc_quiet"]  # fmt: skip
+__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError", "available_sampler",
+           "model_fingerprint", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -26,6 +26,31 @@ LOW_RANK_MAX = 200
 
 class SamplingWarning(UserWarning):
     """The sampler's output should not be trusted as it is."""
+
+
+class SamplingError(RuntimeError):
+    """The sampler stopped without a posterior."""
+
+
+@contextlib.contextmanager
+def sampler_errors(sampler: str):
+    """Turn a sampler's internal failure into a ``SamplingError`` that says what to try.
+
+    nutpie's Rust panics reach Python as ``pyo3_runtime.PanicException``, a BaseException that
+    a user's ``except Exception`` would not catch; interrupts and exits pass through."""
+    try:
+        yield
+    except Exception:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SamplingError(
+            f"the {sampler} sampler stopped with an internal error ({detail}). Try another random_seed, "
+            "sampler='pymc', or priors on the scale of the data (fit.prior_table() shows the defaults); "
+            "if it persists, please report it with the data and the call."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -101,7 +126,8 @@ def sample(
         fast = _sample_compiled(model, cache_key, draws, tune, chains, random_seed, target_accept, kwargs["nuts"])
         if fast is not None:
             return fast
-    with model, pymc_quiet(), _compile_cache(cache_key if nuts_sampler == "nutpie" else None):
+    cache = _compile_cache(cache_key if nuts_sampler == "nutpie" else None)
+    with model, pymc_quiet(), sampler_errors(nuts_sampler), cache:
         return pm.sample(
             draws=draws,
             tune=tune,
@@ -128,9 +154,10 @@ def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_see
     _check_settings(draws, tune, chains, target_accept)
     packed = pack_model(design, priors)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    idata = run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
-                       target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
-                       progressbar=progressbar)  # fmt: skip
+    with sampler_errors("nutpie"):
+        idata = run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+                           target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
+                           progressbar=progressbar)  # fmt: skip
     return idata, packed
 
 
@@ -230,8 +257,9 @@ def _sample_compiled(model, key, draws, tune, chains, random_seed, target_accept
     _COMPILED.move_to_end(key)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     start = time.time()
-    idata = nutpie.sample(_COMPILED[key], draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=False,
-                          target_accept=target_accept, **nuts)  # fmt: skip
+    with sampler_errors("nutpie"):
+        idata = nutpie.sample(_COMPILED[key], draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=False,
+                              target_accept=target_accept, **nuts)  # fmt: skip
     patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
     return idata
 
