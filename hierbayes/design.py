@@ -20,7 +20,7 @@ from formulae.transforms import C
 
 from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
 
-__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "NewData", "make_design", "center", "evaluate_new_data"]
+__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
 
 
 class DataError(ValueError):
@@ -206,7 +206,7 @@ def center(data: pd.DataFrame, column: str, by: str, suffix: str = "_groupc") ->
     """
     for col in (column, by):
         if col not in data.columns:
-            raise DataError(f"unknown column {col!r}; the data has {_list(data.columns)}")
+            raise DataError(f"unknown column {col!r}; the data has {quote_list(data.columns)}")
     if not pd.api.types.is_numeric_dtype(data[column]):
         raise DataError(f"column {column!r} must be numeric to be centred")
     out = data.copy()
@@ -251,7 +251,7 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
         for name in names:
             if name not in data.columns:
                 raise DataError(
-                    f"unknown column {name!r} in {where}; the data has {_list(data.columns)}"
+                    f"unknown column {name!r} in {where}; the data has {quote_list(data.columns)}"
                     f"{_did_you_mean(name, data.columns)}"
                 )
             if name not in used:
@@ -265,7 +265,7 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
             if col not in data.columns:
                 raise DataError(
                     f"grouping factor {col!r} in random-effect term {block.source!r} is not a "
-                    f"column of the data; the data has {_list(data.columns)}{_did_you_mean(col, data.columns)}"
+                    f"column of the data; the data has {quote_list(data.columns)}{_did_you_mean(col, data.columns)}"
                 )
             if col not in used:
                 used.append(col)
@@ -290,7 +290,7 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, in
     if n == 0:
         return data, 0
     if n == len(data):
-        raise DataError(f"every row has a missing value in the columns the model uses ({_list(used)})")
+        raise DataError(f"every row has a missing value in the columns the model uses ({quote_list(used)})")
     per_column = ", ".join(f"{c}: {int(k)}" for c, k in missing.sum().items() if k)
     warnings.warn(
         f"dropped {n} of {len(data)} rows with missing values in the model's columns "
@@ -323,22 +323,22 @@ def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
                     f"use factor({col}) in the formula to treat it as categorical"
                 )
             continue
-        levels = _levels(x)
+        levels = level_order(x)
         if col in reference:
             ref = str(reference[col])
             if ref not in levels:
-                raise DataError(f"reference level {ref!r} is not a level of column {col!r} (levels: {_list(levels)})")
+                raise DataError(f"reference level {ref!r} is not a level of column {col!r} (levels: {quote_list(levels)})")
             levels = [ref] + [lv for lv in levels if lv != ref]
-        out[col] = pd.Categorical(_level_names(x), categories=levels, ordered=True)
+        out[col] = pd.Categorical(level_names(x), categories=levels, ordered=True)
     return out
 
 
-def _levels(x: pd.Series) -> list[str]:
+def level_order(x: pd.Series) -> list[str]:
     """Level order: a Categorical's own (unused levels dropped), else sorted, numbers by value."""
-    names = _level_names(x)
+    names = level_names(x)
     if isinstance(x.dtype, pd.CategoricalDtype):
         present = set(names)
-        return [c for c in dict.fromkeys(map(_level_name, x.cat.categories)) if c in present]
+        return [c for c in dict.fromkeys(map(level_name, x.cat.categories)) if c in present]
     values = pd.unique(names)
     try:
         return sorted(values, key=float)
@@ -346,7 +346,7 @@ def _levels(x: pd.Series) -> list[str]:
         return sorted(values)
 
 
-def _level_name(value) -> str:
+def level_name(value) -> str:
     """A value's level name, as R's factor() writes it: 1, 1.0 and "1" are all "1"."""
     if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
@@ -355,35 +355,11 @@ def _level_name(value) -> str:
     return str(value)
 
 
-def _level_names(x: pd.Series) -> np.ndarray:
+def level_names(x: pd.Series) -> np.ndarray:
     """The level name of every value of ``x`` (missing values read "nan")."""
     codes, uniques = pd.factorize(x)
-    names = np.array([_level_name(u) for u in uniques] + ["nan"], dtype=object)
+    names = np.array([level_name(u) for u in uniques] + ["nan"], dtype=object)
     return names[codes]
-
-
-def _match_levels(names: np.ndarray, levels) -> np.ndarray:
-    """New data's level names matched to the fitted ``levels``: a name the fit has is kept, and a
-    number written another way ("1.0" for level "1", or "1" for "1.0") is its level."""
-    by_number: dict[str, str | None] = {}
-    for level in levels:
-        key = _number_name(level)
-        if key is not None:
-            by_number[key] = None if key in by_number else level  # None: ambiguous
-    known = set(levels)
-    out = {}
-    for name in pd.unique(names):
-        key = None if name in known else _number_name(name)
-        out[name] = (by_number.get(key) or name) if key is not None else name
-    return np.array([out[n] for n in names], dtype=object)
-
-
-def _number_name(text: str) -> str | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return _level_name(value) if np.isfinite(value) else None
 
 
 def _check_response_type(name: str, data: pd.DataFrame) -> None:
@@ -422,7 +398,7 @@ def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
     X = frame.to_numpy(dtype=float)
     if not np.all(np.isfinite(X)):
         bad = [c for c in frame.columns if not np.all(np.isfinite(frame[c]))]
-        raise DataError(f"the {where} gives non-finite values (inf or nan) in {_list(bad)}")
+        raise DataError(f"the {where} gives non-finite values (inf or nan) in {quote_list(bad)}")
     return X, tuple(_lme4_name(c) for c in frame.columns), dm.common
 
 
@@ -456,7 +432,7 @@ def _check_rank(X: np.ndarray, names: tuple[str, ...]) -> None:
         if np.linalg.matrix_rank(Xs[:, :k], tol=tol) < k:
             raise DataError(
                 f"fixed-effect column {names[k - 1]!r} is a linear combination of "
-                f"{_list(names[: k - 1])}; drop one of them"
+                f"{quote_list(names[: k - 1])}; drop one of them"
             )
 
 
@@ -465,9 +441,9 @@ def _grouping_factor(block: RandomBlock, data: pd.DataFrame) -> GroupingFactor:
     per_column = []
     level_lists = []
     for col in block.group_columns:
-        levels = _levels(data[col])
+        levels = level_order(data[col])
         level_lists.append(levels)
-        per_column.append(pd.Categorical(_level_names(data[col]), categories=levels).codes)
+        per_column.append(pd.Categorical(level_names(data[col]), categories=levels).codes)
     # one integer per row (mixed radix, first column most significant): sorts like the tuples
     key = np.zeros(len(data), dtype=np.int64)
     for col_codes, col_levels in zip(per_column, level_lists):
@@ -493,91 +469,7 @@ def _grouping_factor(block: RandomBlock, data: pd.DataFrame) -> GroupingFactor:
     return GroupingFactor(name=block.group, levels=tuple(levels), codes=codes.astype(np.int64).reshape(-1))
 
 
-def _list(items) -> str:
+def quote_list(items) -> str:
     items = [str(i) for i in items]
     shown = ", ".join(repr(i) for i in items[:12])
     return shown + (f" and {len(items) - 12} more" if len(items) > 12 else "")
-
-
-# --- new data (predictions) -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewData:
-    """New rows evaluated like the fitted data: X, Z per block, and each row's group level."""
-
-    X: np.ndarray
-    Z: dict[str, np.ndarray]
-    levels: dict[str, np.ndarray]  # grouping factor -> level name of every row
-
-
-def evaluate_new_data(
-    design: Design, newdata: pd.DataFrame, factors: list[str] | None = None, fixed: bool = True
-) -> NewData:
-    """Evaluate the fixed part (unless ``fixed`` is false) and the blocks of ``factors``
-    (default all) on ``newdata``.
-
-    Transformations learnt on the fitted data (``scale(x)``, factor codings) are applied as
-    they were; a categorical value the model has not seen is an error naming the column.
-    Grouping factors may have new levels: their names are returned for the caller to handle.
-    A group level may be given as number or text (1, 1.0 and "1" are all level "1").
-    """
-    if not isinstance(newdata, pd.DataFrame):
-        raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
-    if len(newdata) == 0:
-        raise DataError("newdata has no rows")
-    spec = design.spec
-    factors = list(design.factors) if factors is None else factors
-    group_columns = {b.group: b.group_columns for b in spec.blocks}
-    wanted = [(f"the fixed part {spec.fixed!r}", names_in(spec.fixed, design.columns))] if fixed else []
-    for block in spec.blocks:
-        if block.group in factors:
-            wanted.append((f"random-effect term {block.source!r}", names_in(block.terms, design.columns)))
-    term_columns = list(dict.fromkeys(name for _, names in wanted for name in names))  # not only grouping
-    wanted += [(f"grouping factor {f!r}", list(group_columns[f])) for f in factors]
-    used: list[str] = []
-    for where, names in wanted:
-        for name in names:
-            if name not in newdata.columns:
-                raise DataError(f"newdata has no column {name!r}, which {where} needs")
-            if newdata[name].isna().any():
-                raise DataError(f"newdata column {name!r} has {int(newdata[name].isna().sum())} missing values")
-            if name not in used:
-                used.append(name)
-
-    prepared = newdata[used].copy()
-    for col in term_columns:
-        if col in design.categories:
-            levels = design.categories[col]
-            values = _match_levels(_level_names(prepared[col]), levels)
-            unseen = sorted(set(values) - set(levels))
-            if unseen:
-                raise DataError(
-                    f"newdata column {col!r} has level(s) {_list(unseen)} that the fitted data did not "
-                    f"have (levels: {_list(levels)})"
-                )
-            prepared[col] = pd.Categorical(values, categories=levels, ordered=True)
-        elif not pd.api.types.is_numeric_dtype(prepared[col]):
-            raise DataError(f"newdata column {col!r} must be numeric, as it was in the fitted data")
-
-    def evaluate(matrix, where):
-        if matrix is None:
-            return np.zeros((len(prepared), 0))
-        try:
-            return np.asarray(matrix.evaluate_new_data(prepared).design_matrix, dtype=float)
-        except Exception as err:
-            raise DataError(f"cannot evaluate the {where} on newdata: {err}") from err
-
-    X = evaluate(design.fixed_matrix, f"fixed part {spec.fixed!r}") if fixed else None
-    Z, evaluated = {}, {}
-    for block in design.blocks:
-        if block.group in factors:
-            key = id(block.matrix)
-            if key not in evaluated:
-                evaluated[key] = evaluate(block.matrix, f"group-level terms of {block.name!r}")
-            Z[block.name] = evaluated[key][:, list(block.columns)]
-    levels = {}  # each row's level name, matched to the fit's whatever the column's type
-    for factor in factors:
-        parts = [_match_levels(_level_names(newdata[c]), _levels(design.data[c])) for c in group_columns[factor]]
-        levels[factor] = np.array([":".join(row) for row in zip(*parts)], dtype=object)
-    return NewData(X=X, Z=Z, levels=levels)

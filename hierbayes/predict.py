@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .design import NewData, evaluate_new_data
 from .formula import parse_formula
+from .newdata import NewData, evaluate_new_data
 from .summarize import SAMPLE_DIMS, as_draws, stats
 
 __all__ = ["predict"]

@@ -70,7 +70,8 @@ def _second_moments(fit, at):
                 stacklevel=5,  # the user's call of fit.icc() / fit.r2() / ...
             )
         return {b.name: b.Z.T @ b.Z / design.n_obs for b in design.blocks}
-    from .design import names_in, evaluate_new_data
+    from .design import names_in
+    from .newdata import evaluate_new_data
 
     used = sorted({name for b in design.spec.blocks for name in names_in(b.terms, design.columns)})
     unknown = sorted(set(at) - set(used))

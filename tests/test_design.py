@@ -164,7 +164,7 @@ def test_center_gives_within_and_between_parts(london):
 
 
 def test_new_data_is_evaluated_with_the_fitted_transformations():
-    from hierbayes.design import evaluate_new_data
+    from hierbayes.newdata import evaluate_new_data
 
     data = pd.DataFrame({"y": [1.0, 2.0, 3.5, 3.0, 5.0, 4.0], "x": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0],
                          "sex": list("FMFMFM"), "g": list("aabbcc")})  # fmt: skip
