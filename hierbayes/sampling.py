@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pymc as pm
+import pytensor
 
 __all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError", "available_sampler",
            "model_fingerprint", "pymc_quiet"]  # fmt: skip
@@ -127,7 +128,11 @@ def sample(
         if fast is not None:
             return fast
     cache = _compile_cache(cache_key if nuts_sampler == "nutpie" else None)
-    with model, pymc_quiet(), sampler_errors(nuts_sampler), cache:
+    # PyTensor compiles for numba with fastmath on: LLVM may then reorder arithmetic, so code
+    # compiled in this process and the same code loaded from PyTensor's disk cache round
+    # differently, and the same seed gave other draws depending on what the cache held.
+    exact = pytensor.config.change_flags(numba__fastmath=False)
+    with model, pymc_quiet(), sampler_errors(nuts_sampler), cache, exact:
         return pm.sample(
             draws=draws,
             tune=tune,
