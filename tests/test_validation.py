@@ -6,7 +6,7 @@ import pytest
 from arviz_stats.base import array_stats
 
 from hierbayes.validation import (
-    MODEL_CLASSES, coverage_flags, main, pit_from_ranks, rank_of, simulate, summarize, thin,
+    MODEL_CLASSES, binned_chisquare, coverage_flags, main, pit_from_ranks, rank_of, simulate, summarize, thin,
 )  # fmt: skip
 
 
@@ -23,6 +23,15 @@ def test_ranks_uniform_when_truth_is_a_draw_and_piled_up_when_shifted():
     assert np.mean(shifted >= 90) > 0.8  # a truth above the posterior ranks at the top
     assert float(array_stats.uniformity_test(pit_from_ranks(shifted, L, rng), method="pot_c")[0]) < 1e-6
     assert rank_of(0.5, np.array([0.0, 1.0, 0.2])) == 2
+
+
+def test_binned_chisquare_uses_bins_that_divide_the_rank_values():
+    flat = np.tile(np.arange(100), 2)  # 200 perfectly uniform ranks on 0..99
+    p, bins = binned_chisquare(flat, 99)
+    assert bins == 20 and p == pytest.approx(1.0)
+    p, bins = binned_chisquare(np.full(200, 99), 99)
+    assert p < 1e-10
+    assert binned_chisquare(np.arange(20) % 40, 39)[1] == 2
 
 
 def test_coverage_is_nominal_for_a_calibrated_case_and_exact_on_known_draws():
