@@ -111,7 +111,8 @@ class Design:
     blocks: tuple[BlockDesign, ...]
     factors: dict[str, GroupingFactor] = field(repr=False)
     data: pd.DataFrame = field(repr=False)
-    n_dropped: int = 0
+    n_dropped: int = 0  # rows dropped for a missing value
+    dropped: dict[str, int] = field(default_factory=dict)  # missing values per column, in those rows
     # formulae's evaluated fixed terms and the level order of every categorical column used
     fixed_matrix: object = field(default=None, repr=False, compare=False)
     categories: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -124,6 +125,19 @@ class Design:
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_terms
+
+    @property
+    def rows_used(self) -> pd.Index:
+        """The index labels, in the data given, of the rows the model uses."""
+        return self.data.index
+
+    def dropped_text(self) -> str:
+        """Which rows were left out and why, for summaries: "none dropped" or
+        "3 of 4059 rows dropped for missing values: 2 in standLRT, 1 in sex"."""
+        if not self.n_dropped:
+            return "none dropped"
+        per_column = ", ".join(f"{k} in {c}" for c, k in self.dropped.items())
+        return f"{self.n_dropped} of {self.n_obs + self.n_dropped} rows dropped for missing values: {per_column}"
 
     def group_terms(self, factor: str) -> list[str]:
         """The group-level terms of a grouping factor, over all its blocks, in model order."""
@@ -140,7 +154,9 @@ def make_design(
     one dict can serve several models. Otherwise the first category of a pandas
     Categorical is the reference, and for other columns the first level in sorted order,
     as in R. Rows with a missing value in a column the model uses are dropped with a warning
-    that gives their count; no other row is dropped.
+    that counts them by column (``Design.dropped``); no other row is dropped, and
+    ``Design.rows_used`` holds the index labels of the rows kept. A numeric grouping column is
+    used as labels, with a warning that says so.
     """
     if isinstance(spec, str):
         spec = parse_formula(spec)
@@ -151,12 +167,13 @@ def make_design(
 
     used = _check_columns(spec, data)
     _check_response_type(unquote(spec.response), data)
-    data, n_dropped = _drop_missing(data, used)
+    data, n_dropped, dropped = _drop_missing(data, used)
+    _check_types(data, used, list(dict.fromkeys(c for b in spec.blocks for c in b.group_columns)))
     prepared = _prepare_categoricals(data, used, reference or {})
 
     y = _response(spec, prepared)
     X, fixed_terms, fixed_matrix = _evaluate(f"{spec.response} ~ {spec.fixed}", prepared, f"fixed part {spec.fixed!r}")
-    _check_rank(X, fixed_terms)
+    _check_rank(X, fixed_terms, "fixed-effect column")
 
     factors: dict[str, GroupingFactor] = {}
     raw_blocks = []
@@ -166,6 +183,14 @@ def make_design(
         Z, terms, matrix = _evaluate(block.terms, prepared, f"random-effect term {block.source!r}")
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {block.source!r} has no columns")
+        _check_rank(Z, terms, f"in random-effect term {block.source!r}, column")
+        q, n_levels = (Z.shape[1] if block.correlated else 1), factors[block.group].n_levels
+        if q * n_levels >= len(y):  # lme4's check: number of observations <= number of random effects
+            raise DataError(
+                f"random-effect term {block.source!r} has {q} effects for each of the {n_levels} levels of "
+                f"{block.group!r}: {q * n_levels} group-level effects for {len(y)} rows, too many to tell apart "
+                "from the residual (lme4 refuses this too); drop a term from the bar or use more data"
+            )
         if block.correlated:
             raw_blocks.append((block.group, terms, Z, Z.shape[1] > 1, matrix, tuple(range(Z.shape[1]))))
         else:  # (x || g): one independent block per column, as lme4 splits it
@@ -189,6 +214,7 @@ def make_design(
         factors=factors,
         data=data,
         n_dropped=n_dropped,
+        dropped=dropped,
         fixed_matrix=fixed_matrix,
         columns=tuple(used),
         categories={c: list(prepared[c].cat.categories) for c in used
@@ -256,6 +282,9 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
                 )
             if name not in used:
                 used.append(name)
+            if (data.columns == name).sum() > 1:
+                raise DataError(f"the data has {(data.columns == name).sum()} columns named {name!r}, which "
+                                f"{where} uses; give them distinct names")  # fmt: skip
 
     need(names_in(spec.response, data.columns), f"the response {spec.response!r}")
     need(names_in(spec.fixed, data.columns), f"the fixed part {spec.fixed!r}")
@@ -267,8 +296,7 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
                     f"grouping factor {col!r} in random-effect term {block.source!r} is not a "
                     f"column of the data; the data has {quote_list(data.columns)}{_did_you_mean(col, data.columns)}"
                 )
-            if col not in used:
-                used.append(col)
+            need([col], f"grouping factor {block.group!r}")
     return used
 
 
@@ -283,22 +311,53 @@ def _did_you_mean(name: str, columns) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
+def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int, dict[str, int]]:
+    """The rows with no missing value in the columns used; how many were dropped; and the number
+    of missing values in each column that has any."""
     missing = data[used].isna()
     rows = missing.any(axis=1)
     n = int(rows.sum())
     if n == 0:
-        return data, 0
+        return data, 0, {}
+    counts = {c: int(k) for c, k in missing.sum().items() if k}
+    per_column = ", ".join(f"{c}: {k}" for c, k in counts.items())
     if n == len(data):
-        raise DataError(f"every row has a missing value in the columns the model uses ({quote_list(used)})")
-    per_column = ", ".join(f"{c}: {int(k)}" for c, k in missing.sum().items() if k)
+        empty = [c for c in used if missing[c].all()]
+        if empty:
+            raise DataError(f"column{'s' * (len(empty) > 1)} {quote_list(empty)} of the model "
+                            f"{'have' if len(empty) > 1 else 'has'} no values: all {n} rows are missing")  # fmt: skip
+        raise DataError(f"every row has a missing value in the columns the model uses (missing: {per_column})")
     warnings.warn(
         f"dropped {n} of {len(data)} rows with missing values in the model's columns "
         f"({per_column})",
         UserWarning,
         stacklevel=3,
     )
-    return data.loc[~rows], n
+    return data.loc[~rows], n, counts
+
+
+def _check_types(data: pd.DataFrame, used: list[str], groups: list[str]) -> None:
+    """Refuse complex numbers, and dates in terms; say once that a numeric grouping column's
+    values are used as labels."""
+    for col in used:
+        dtype = data[col].dtype
+        if dtype.kind == "c":
+            raise DataError(f"column {col!r} holds complex numbers ({dtype}); the model needs real numbers")
+        if dtype.kind in "mM" and col not in groups:
+            raise DataError(f"column {col!r} holds dates or times ({dtype}); convert it to numbers (e.g. days "
+                            "since the first date), or to text for a categorical predictor")  # fmt: skip
+    for col in groups:
+        x = data[col]
+        if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+            continue
+        bad = int((~np.isfinite(x.to_numpy(dtype=float))).sum())
+        if bad:
+            raise DataError(f"grouping factor {col!r} has {bad} infinite value{'s' * (bad > 1)}; "
+                            "a group label must be finite")  # fmt: skip
+        levels = level_order(x)
+        shown = ", ".join(levels[:3]) + (", ..." if len(levels) > 3 else "")
+        warnings.warn(f"grouping factor {col!r} is numeric (values {shown}): its values are treated as group "
+                      "labels", UserWarning, stacklevel=3)  # fmt: skip
 
 
 def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
@@ -375,13 +434,18 @@ def _check_response_type(name: str, data: pd.DataFrame) -> None:
 def _response(spec: ModelSpec, prepared: pd.DataFrame) -> np.ndarray:
     name = spec.response
     try:
-        dm = design_matrices(f"{name} ~ 1", prepared, na_action="pass", extra_namespace=R_NAMESPACE)
+        with np.errstate(all="ignore"):  # log(0) and the like: the check below names them
+            dm = design_matrices(f"{name} ~ 1", prepared, na_action="pass", extra_namespace=R_NAMESPACE)
         y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
     except (ValueError, TypeError) as err:
         raise DataError(f"cannot evaluate the response {name!r} as numbers: {err}") from err
     if not np.all(np.isfinite(y)):
-        bad = int((~np.isfinite(y)).sum())
-        raise DataError(f"the response {_pretty(name)!r} has {bad} non-finite values (inf or nan)")
+        bad = ~np.isfinite(y)
+        raise DataError(f"the response {_pretty(name)!r} has {int(bad.sum())} infinite or NaN "
+                        f"value{'s' * (int(bad.sum()) > 1)}, in rows {_labels(prepared.index[bad])}")  # fmt: skip
+    if len(y) > 1 and np.ptp(y) == 0:
+        raise DataError(f"the response {_pretty(name)!r} is constant (every value is {y[0]:g}): there is no "
+                        "variation to model")  # fmt: skip
     return y
 
 
@@ -389,17 +453,32 @@ def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
     """Evaluate the right-hand side of ``formula`` with formulae: (matrix, lme4 column names,
     formulae's evaluated terms, which evaluate new data the same way)."""
     try:
-        dm = design_matrices(formula, prepared, na_action="pass", extra_namespace=R_NAMESPACE)
+        with np.errstate(all="ignore"):  # log(0) and the like: the check below names them
+            dm = design_matrices(formula, prepared, na_action="pass", extra_namespace=R_NAMESPACE)
     except Exception as err:  # formulae raises many types; name the term for the user
         raise FormulaError(f"cannot evaluate the {where}: {err}") from err
     if dm.common is None:
         return np.zeros((len(prepared), 0)), (), None
+    empty = [t for t, cols in dm.common.slices.items() if cols.start == cols.stop]
+    if empty:  # e.g. a categorical column with a single level among the rows used
+        single = [f"column {c!r} has the single level {prepared[c].cat.categories[0]!r}"
+                  for c in names_in(empty[0], prepared.columns) if c in prepared.columns
+                  and isinstance(prepared[c].dtype, pd.CategoricalDtype) and len(prepared[c].cat.categories) == 1]
+        raise DataError(f"term {_lme4_name(empty[0])!r} of the {where} gives no columns"
+                        + (f": {single[0]} in the rows used" if single else ""))  # fmt: skip
     frame = dm.common.as_dataframe()
     X = frame.to_numpy(dtype=float)
     if not np.all(np.isfinite(X)):
-        bad = [c for c in frame.columns if not np.all(np.isfinite(frame[c]))]
-        raise DataError(f"the {where} gives non-finite values (inf or nan) in {quote_list(bad)}")
+        bad = {_lme4_name(c): ~np.isfinite(X[:, k]) for k, c in enumerate(frame.columns)}
+        raise DataError(f"the {where} gives infinite or NaN values: "
+                        + "; ".join(f"{int(m.sum())} in column {c!r} (rows {_labels(prepared.index[m])})"
+                                    for c, m in bad.items() if m.any()))  # fmt: skip
     return X, tuple(_lme4_name(c) for c in frame.columns), dm.common
+
+
+def _labels(index) -> str:
+    """Row labels for a message: the first few."""
+    return ", ".join(map(str, index[:6])) + (", ..." if len(index) > 6 else "")
 
 
 def _lme4_name(name: str) -> str:
@@ -416,14 +495,21 @@ def _pretty(expr: str) -> str:
     return expr.replace(" ** ", "^").replace("**", "^")
 
 
-def _check_rank(X: np.ndarray, names: tuple[str, ...]) -> None:
-    """Refuse collinear fixed-effect columns, naming the first that depends on the others."""
+def _check_rank(X: np.ndarray, names: tuple[str, ...], what: str) -> None:
+    """Refuse collinear columns (of X or of one bar's Z), naming the first that depends on the
+    others; ``what`` names such a column in the message ("fixed-effect column")."""
     if X.shape[1] == 0:
         return
     scale = np.linalg.norm(X, axis=0)
     for k, name in enumerate(names):
         if scale[k] == 0:
-            raise DataError(f"fixed-effect column {name!r} is all zeros (a level or combination with no rows?)")
+            raise DataError(f"{what} {name!r} is all zeros (a level or combination with no rows?)")
+    constant = [k for k in range(X.shape[1]) if np.ptp(X[:, k]) == 0]
+    if len(constant) > 1:  # a constant predictor next to the intercept (or another constant)
+        first, k = constant[0], constant[1]
+        other = "the intercept" if names[first] == "(Intercept)" else f"the constant column {names[first]!r}"
+        raise DataError(f"{what} {names[k]!r} is constant (every value is {X[0, k]:g}), so it cannot be told "
+                        f"apart from {other}; drop it")  # fmt: skip
     Xs = X / scale
     tol = 1e-8 * np.sqrt(X.shape[0])
     if np.linalg.matrix_rank(Xs, tol=tol) == X.shape[1]:
@@ -431,7 +517,7 @@ def _check_rank(X: np.ndarray, names: tuple[str, ...]) -> None:
     for k in range(2, X.shape[1] + 1):  # find the first column that adds no rank
         if np.linalg.matrix_rank(Xs[:, :k], tol=tol) < k:
             raise DataError(
-                f"fixed-effect column {names[k - 1]!r} is a linear combination of "
+                f"{what} {names[k - 1]!r} is a linear combination of "
                 f"{quote_list(names[: k - 1])}; drop one of them"
             )
 

@@ -166,8 +166,10 @@ def test_center_gives_within_and_between_parts(london):
 def test_new_data_is_evaluated_with_the_fitted_transformations():
     from hierbayes.newdata import evaluate_new_data
 
-    data = pd.DataFrame({"y": [1.0, 2.0, 3.5, 3.0, 5.0, 4.0], "x": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0],
-                         "sex": list("FMFMFM"), "g": list("aabbcc")})  # fmt: skip
+    # 9 rows for 3 groups x 2 effects: with 6, (x | g) would have as many effects as rows
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.5, 3.0, 5.0, 4.0, 2.5, 4.5, 3.5],
+                         "x": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 2.5, 6.0, 4.0],
+                         "sex": list("FMFMFMFMF"), "g": list("aabbccabc")})  # fmt: skip
     design = hb.make_design("y ~ scale(x) + sex + (x | g)", data)
     new = evaluate_new_data(design, pd.DataFrame({"x": [3.5], "sex": ["M"], "g": ["zz"]}))
     x = data["x"]
