@@ -154,9 +154,9 @@ def _model_line(fit, where) -> str:
 
 
 def _data_line(design) -> str:
-    dropped = f"{design.n_dropped} rows with missing values dropped" if design.n_dropped else "none dropped"
     groups = ", ".join(f"{n} ({f.n_levels} levels)" for n, f in design.factors.items()) or "none"
-    return f"Data: {design.n_obs} rows used ({dropped}); response {design.response}; grouping factors: {groups}."
+    return (f"Data: {design.n_obs} rows used ({design.dropped_text()}); response {design.response}; "
+            f"grouping factors: {groups}.")  # fmt: skip
 
 
 def _group_tables(fit, table) -> list:

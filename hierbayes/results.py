@@ -39,6 +39,11 @@ class FitResult:
         return self.design.spec
 
     @property
+    def rows_used(self) -> pd.Index:
+        """The index labels of the data rows the fit used (rows with a missing value are dropped)."""
+        return self.design.rows_used
+
+    @property
     def posterior(self) -> xr.Dataset:
         return self.idata.posterior.dataset
 
@@ -239,8 +244,7 @@ class FitResult:
             + (f", group effects of {self._integrated()} integrated out (drawn exactly afterwards)"
                if self.method == "marginal" else ""),
             f"Formula: {d.spec.formula}",
-            f"   Data: {d.n_obs} observations"
-            + (f" ({d.n_dropped} rows with missing values dropped)" if d.n_dropped else ""),
+            f"   Data: {d.n_obs} observations" + (f"; {d.dropped_text()}" if d.n_dropped else ""),
             f" Draws: {n_chains} chains x {n_draws} (after warm-up); intervals are {pct} equal-tailed"
             + (f"; seed {self.random_seed}" if self.random_seed is not None else ""),
             "",
