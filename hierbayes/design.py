@@ -386,7 +386,8 @@ def _prepare_categoricals(data, used, reference) -> pd.DataFrame:
         if col in reference:
             ref = str(reference[col])
             if ref not in levels:
-                raise DataError(f"reference level {ref!r} is not a level of column {col!r} (levels: {quote_list(levels)})")
+                raise DataError(f"reference level {ref!r} is not a level of column {col!r} "
+                                f"(levels: {quote_list(levels)})")  # fmt: skip
             levels = [ref] + [lv for lv in levels if lv != ref]
         out[col] = pd.Categorical(level_names(x), categories=levels, ordered=True)
     return out
