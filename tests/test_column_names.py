@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes.design import DataError, evaluate_new_data, make_design
+from hierbayes.design import DataError, make_design
+from hierbayes.newdata import evaluate_new_data
 from hierbayes.formula import FormulaError
 
 
