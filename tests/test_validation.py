@@ -86,7 +86,7 @@ def test_sbc_command_writes_ranks_summary_and_figure(tmp_path):
         assert col in summary.columns
     assert summary["p_pot_c"].between(0, 1).all() and summary["cov90"].between(0, 1).all()
     b = summary.set_index("parameter").loc["b[x]"]
-    assert b["cov90"] >= 0.6 and b["se90"] == pytest.approx(np.sqrt(0.09 / b["n_sims"]))
+    assert b["cov90"] >= 0.6 and b["se90"] == pytest.approx(np.sqrt(0.09 / b["n_sims"]), rel=1e-3)
     # summarize from the written ranks reproduces the same table
     again = summarize(folder)
     assert np.allclose(again["p_pot_c"], summary["p_pot_c"], rtol=1e-3)
