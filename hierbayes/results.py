@@ -269,6 +269,13 @@ class FitResult:
         lines += ["", f"Diagnostics: {self.diagnostics.line()}"]
         for message in self.diagnostics.messages:
             lines.append(f"  Warning: {message}")
+        from .variance import sds_at_zero
+
+        at_zero = sds_at_zero(post, d.blocks)
+        if at_zero:
+            lines.append(f"  Note: the posterior of {', '.join(at_zero)} is highest at 0 (lme4 would report a "
+                         "singular fit): the data hardly tell that variance from zero; its interval shows how "
+                         "large it could still be. Dropping the term is an option.")  # fmt: skip
         return "\n".join(lines)
 
     def __str__(self) -> str:

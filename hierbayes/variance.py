@@ -243,3 +243,19 @@ def _variances(fit) -> dict[tuple[str, str], np.ndarray]:
 def _need_groups(fit, what):
     if not fit.design.blocks:
         raise ValueError(f"{what}() needs group-level effects; this model has none (use r2() for R²)")
+
+
+def sds_at_zero(posterior: xr.Dataset, blocks) -> list[str]:
+    """Group-level SDs whose posterior density is highest at zero: lme4 would call the fit
+    singular there. Each SD's draws are binned into 10 bins from 0 to their 99th percentile;
+    the SD is listed (as ``sd_<block>[term]``) when the first bin holds at least 80% as many
+    draws as the fullest (a density flat at 0, as a half-normal's, ties with its neighbours)."""
+    found = []
+    for block in blocks:
+        sd = posterior[f"sd_{block.name}"]
+        for term in block.terms:
+            draws = np.asarray(sd.sel({f"{block.name}__effect": term}).values).reshape(-1)
+            counts, _ = np.histogram(draws, bins=10, range=(0.0, float(np.quantile(draws, 0.99))))
+            if counts[0] >= 0.8 * counts.max():
+                found.append(f"sd_{block.name}[{term}]")
+    return found
