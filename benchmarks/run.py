@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py london            # London: 4 samplers, 4 chains x 1000 x 1000
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2 and 3
+    .venv/bin/python benchmarks/run.py memory-5m         # 5M rows / 50,000 groups, q = 2: peak memory
     .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
     .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools
     .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
@@ -202,12 +203,18 @@ def main(which):
         rows = simulated(200_000, 2_000, (2, 3))
     elif which == "simulated-2m":
         rows = simulated(2_000_000, 20_000, (2, 3))
+    elif which == "memory-5m":
+        rows = simulated(5_000_000, 50_000, (2,))
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        print(f"peak resident memory of this process: {peak:.2f} GiB (target: within 8 GB)")
     elif which == "crossed":
         rows = crossed()
     elif which == "nested":
         rows = nested()
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, crossed, nested or time-to-answer")
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested or time-to-answer")
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]
