@@ -27,7 +27,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .design import Design
+from .design import DataError, Design
 from .priors import Prior, Priors, make_priors
 
 __all__ = ["build_model", "choose_method", "choose_parameterization", "information_ratio"]
@@ -80,8 +80,19 @@ def build_model(
     return model
 
 
+# names the posterior already uses for variables or dimensions; a grouping factor cannot share one
+RESERVED = ("b", "beta", "Intercept_c", "sigma", "term", "beta_term", "chain", "draw")
+
+
 def _coords(design: Design) -> dict:
     coords: dict[str, tuple[str, ...]] = {"term": design.fixed_terms}
+    for factor in design.factors:
+        if factor in RESERVED:
+            raise DataError(
+                f"grouping factor {factor!r} has the name of a posterior variable or dimension "
+                f"({', '.join(RESERVED)}); rename the column, e.g. data.rename(columns={{{factor!r}: "
+                f"{factor + '_group'!r}}})"
+            )
     for block in design.blocks:
         coords[block.group] = design.factors[block.group].levels
         coords[f"{block.name}__effect"] = block.terms

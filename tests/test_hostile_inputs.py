@@ -256,3 +256,10 @@ def test_a_tiny_response_scale_on_the_pymc_built_path():
     data["y"] *= 1e-6
     fit = hb.fit("y ~ x + (1 | g) + (1 | h)", data, **SETTINGS)
     assert fit.diagnostics.max_rhat < 1.05
+
+
+@pytest.mark.parametrize("name", ["b", "sigma", "term"])
+def test_a_grouping_factor_named_like_a_posterior_variable_is_named(name):
+    data = grouped().rename(columns={"g": name})
+    with pytest.raises(hb.DataError, match=f"grouping factor '{name}' has the name of a posterior variable.*rename"):
+        hb.build(f"y ~ x + (1 | {name})", data)
