@@ -30,7 +30,10 @@ from .results import FitResult  # noqa: E402
 from .sampling import Diagnostics, SamplingError, SamplingWarning, diagnose, sample  # noqa: E402
 from .variance import variance_reduction  # noqa: E402
 
-__version__ = _metadata.version("hierbayes")
+try:
+    __version__ = _metadata.version("hierbayes")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
