@@ -331,7 +331,10 @@ def plot_ranks_ecdf(pits: dict[str, np.ndarray], path: str | Path, *, title: str
         dt = xr.DataTree.from_dict({"prior_sbc": ds})
         pc = plot_ecdf_pit(dt, method="pot_c", envelope_prob=0.99, backend="matplotlib",
                            sample_dims=["chain", "draw"], col_wrap=3)  # fmt: skip
-        pc.savefig(str(path), dpi=80)
+        fig = plt.gcf()
+        fig.set_size_inches(4 * min(3, len(params)), 2.8 * int(np.ceil(len(params) / 3)))
+        fig.tight_layout()  # titles clear of the x-labels of the row above
+        fig.savefig(str(path), dpi=80)
         plt.close("all")
         return
     except Exception as err:  # noqa: BLE001 - fall back to a plain plot below
