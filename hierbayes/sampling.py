@@ -41,9 +41,7 @@ def sampler_errors(sampler: str):
     a user's ``except Exception`` would not catch; interrupts and exits pass through."""
     try:
         yield
-    except Exception:
-        raise
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
