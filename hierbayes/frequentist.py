@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import names
+
 __all__ = ["FrequentistFit", "fit_mixedlm", "compare_frequentist", "UnsupportedStructure"]
 
 Z95 = 1.959963984540054
@@ -73,10 +75,10 @@ def fit_mixedlm(design, method: str = "REML") -> FrequentistFit:
                                              vcomp=np.ones(len(vc_blocks)))  # fmt: skip
     exog_vc = None
     if vc_blocks:
-        names, colnames, mats = [], [], []
+        vc_names, colnames, mats = [], [], []
         for b in vc_blocks:
             codes = design.factors[b.group].codes
-            names.append(b.name)
+            vc_names.append(b.name)
             cols, ms = [], []
             for rows in rows_of:
                 present = np.unique(codes[rows])
@@ -85,7 +87,7 @@ def fit_mixedlm(design, method: str = "REML") -> FrequentistFit:
                 ms.append(ind)
             colnames.append(cols)
             mats.append(ms)
-        exog_vc = VCSpec(names, colnames, mats)
+        exog_vc = VCSpec(vc_names, colnames, mats)
 
     model = MixedLM(design.y, design.X, groups=groups, exog_re=exog_re, exog_vc=exog_vc)
     result = None
@@ -277,11 +279,11 @@ def _from_flat(ref, design) -> FrequentistFit:
         known[t] = ("fixed", "", t, "")
     for b in design.blocks:
         for i, t in enumerate(b.terms):
-            known[f"sd_{b.name}__{t}"] = ("sd", b.name, t, "")
+            known[f"{names.sd(b)}__{t}"] = ("sd", b.name, t, "")
             if b.correlated:
                 for t2 in b.terms[i + 1 :]:
-                    known[f"cor_{b.name}__{t}__{t2}"] = ("cor", b.name, t, t2)
-    known["sigma"] = ("sigma", "Residual", "", "")
+                    known[f"{names.cor(b)}__{t}__{t2}"] = ("cor", b.name, t, t2)
+    known[names.SIGMA] = ("sigma", "Residual", "", "")
     rows = []
     for name, value in ref.items():
         if name not in known:

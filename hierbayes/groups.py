@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from . import names
 from .summarize import SAMPLE_DIMS, as_draws
 
 __all__ = ["shrinkage", "ranks"]
@@ -40,11 +41,11 @@ def shrinkage(fit, group=None, term=None, prob=0.95, interval="hdi"):
     codes = design.factors[factor].codes
     levels = design.factors[factor].levels
 
-    beta = post["b"].mean(SAMPLE_DIMS).values
+    beta = post[names.FIXED].mean(SAMPLE_DIMS).values
     offset = design.X @ beta
     for block in design.blocks:
         if block.group != factor:
-            r = post[f"r_{block.name}"].mean(SAMPLE_DIMS).values
+            r = post[names.effects(block)].mean(SAMPLE_DIMS).values
             offset = offset + (r[design.factors[block.group].codes] * block.Z).sum(axis=1)
     Z = np.column_stack([b.Z for b in blocks])
     deviation = _per_group_least_squares(Z, design.y - offset, codes, len(levels))
@@ -100,11 +101,11 @@ def ranks(fit, term="(Intercept)", group=None, descending=True, prob=0.95, draws
     terms = design.group_terms(factor)
     term = group_term(term, terms, factor)
     block = next(b for b in design.blocks if b.group == factor and term in b.terms)
-    r = fit.posterior[f"r_{block.name}"].sel({f"{block.name}__effect": term}, drop=True)
+    r = fit.posterior[names.effects(block)].sel({names.effect_dim(block): term}, drop=True)
     r = r.transpose(*SAMPLE_DIMS, factor)
     values = r.values
     if term in design.fixed_terms:
-        values = values + fit.posterior["b"].sel(term=term).values[..., None]
+        values = values + fit.posterior[names.FIXED].sel({names.TERM: term}).values[..., None]
     order = rankdata(-values if descending else values, axis=-1, method="average")
     levels = design.factors[factor].levels
     da = as_draws(order, r, (factor,), {factor: list(levels)})

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.patches import FancyArrowPatch
 
+from . import names
 from .sampling import pymc_quiet
 from .summarize import SAMPLE_DIMS
 
@@ -51,19 +52,19 @@ def parameters(fit, draws: xr.Dataset | None = None, fixed: bool = True) -> xr.D
     cor_<block> (one coordinate per pair of terms, ``t1:t2``; the diagonal dropped), sigma.
     From the posterior, or from ``draws`` (e.g. prior draws) holding the same variables."""
     post = fit.posterior if draws is None else draws
-    out = {"b": post["b"]} if fixed else {}
+    out = {names.FIXED: post[names.FIXED]} if fixed else {}
     for block in fit.design.blocks:
-        out[f"sd_{block.name}"] = post[f"sd_{block.name}"]
+        out[names.sd(block)] = post[names.sd(block)]
         if block.correlated:
-            effect = f"{block.name}__effect"
-            cor = post[f"cor_{block.name}"]
+            effect, effect_bis = names.effect_dim(block), names.effect_dim_bis(block)
+            cor = post[names.cor(block)]
             pairs = [(a, b) for i, a in enumerate(block.terms) for b in block.terms[i + 1 :]]
-            values = np.stack([cor.sel({effect: a, f"{effect}_bis": b}).values for a, b in pairs], axis=-1)
-            out[f"cor_{block.name}"] = xr.DataArray(
+            values = np.stack([cor.sel({effect: a, effect_bis: b}).values for a, b in pairs], axis=-1)
+            out[names.cor(block)] = xr.DataArray(
                 values, dims=(*SAMPLE_DIMS, f"{block.name}__pair"),
                 coords={f"{block.name}__pair": [f"{a}:{b}" for a, b in pairs]},
             )  # fmt: skip
-    out["sigma"] = post["sigma"]
+    out[names.SIGMA] = post[names.SIGMA]
     return xr.Dataset(out, coords={"chain": post["chain"], "draw": post["draw"]})
 
 
@@ -95,16 +96,16 @@ def plot_forest(fit, terms=None, frequentist=None, prob: float = 0.95) -> plt.Fi
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 1.2 + 0.42 * sum(heights)), squeeze=False,
                                  height_ratios=heights, layout="constrained")  # fmt: skip
-        for ax, names in zip(axes[:, 0], panels):
-            y = np.arange(len(names), dtype=float)[::-1]
-            o, i = outer.loc[names], inner.loc[names]
+        for ax, shown in zip(axes[:, 0], panels):
+            y = np.arange(len(shown), dtype=float)[::-1]
+            o, i = outer.loc[shown], inner.loc[shown]
             ax.hlines(y, o["lower"], o["upper"], color=POINT, lw=1, label=f"{prob:.0%} equal-tailed interval")
             ax.hlines(y, i["lower"], i["upper"], color=POINT, lw=3.5, label="50% equal-tailed interval")
             ax.plot(o["mean"], y, "o", color=POINT, mfc="white", ms=6, label="posterior mean")
             if freq is not None:
-                _frequentist_marks(ax, freq, names, y)
-            ax.set_yticks(y, names)
-            ax.set_ylim(-0.6, len(names) - 0.4)
+                _frequentist_marks(ax, freq, shown, y)
+            ax.set_yticks(y, shown)
+            ax.set_ylim(-0.6, len(shown) - 0.4)
             ax.grid(axis="y", visible=False)
             lo, hi = ax.get_xlim()
             if lo < 0 < hi:
@@ -119,9 +120,9 @@ def plot_forest(fit, terms=None, frequentist=None, prob: float = 0.95) -> plt.Fi
     return fig
 
 
-def _frequentist_marks(ax, freq, names, y):
+def _frequentist_marks(ax, freq, terms, y):
     """Each term's frequentist estimate and CI, FREQ_OFFSET below its posterior interval."""
-    for term, yk in zip(names, y):
+    for term, yk in zip(terms, y):
         if term not in freq.index:
             continue
         r = freq.loc[term]
@@ -143,17 +144,17 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
     ``prior=True``: each parameter's posterior with its prior as a faint line, over the
     posterior's range (its 0.5-99.5% quantiles, padded); the ICC is left out then.
     """
-    params = parameters(fit).drop_vars("b")
+    params = parameters(fit).drop_vars(names.FIXED)
     with plt.rc_context(STYLE):
         if prior:
             import pymc as pm
 
-            names = [f"sd_{b.name}" for b in fit.design.blocks] + ["sigma"]
-            names += [f"cor_{b.name}" for b in fit.design.blocks if b.correlated]
+            wanted = [names.sd(b) for b in fit.design.blocks] + [names.SIGMA]
+            wanted += [names.cor(b) for b in fit.design.blocks if b.correlated]
             with fit.model, pymc_quiet(), warnings.catch_warnings():
                 # the marginal likelihood is a Potential; the prior rightly ignores it
                 warnings.filterwarnings("ignore", message="The effect of Potentials")
-                draws = pm.sample_prior_predictive(draws=1000, var_names=names, random_seed=random_seed)
+                draws = pm.sample_prior_predictive(draws=1000, var_names=wanted, random_seed=random_seed)
             prior_ds = parameters(fit, draws.prior.dataset, fixed=False)
             pc = azp.plot_prior_posterior(_tree(posterior=params, prior=prior_ds), backend="matplotlib",
                                           aes={"color": ["group"]}, color=[PRIOR, POINT])  # fmt: skip
@@ -252,7 +253,7 @@ def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, k
         ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1,
                   label=f"{prob:.0%} equal-tailed interval")  # fmt: skip
         ax.plot(table["mean"], y, "o", color=POINT, ms=3, label="posterior mean")
-        ref = 0.0 if kind == "ranef" else float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
+        ref = 0.0 if kind == "ranef" else float(fit.posterior[names.FIXED].sel({names.TERM: term}).mean()) if term in fit.design.fixed_terms else 0.0
         ax.axvline(ref, color=GREY, ls="--", lw=1)
         _level_ticks(ax, y, table["level"])
         ax.set_ylabel(factor)
@@ -350,7 +351,7 @@ def _level_ticks(ax, y, levels):
 
 
 def _population(fit, term):
-    return float(fit.posterior["b"].sel(term=term).mean()) if term in fit.design.fixed_terms else 0.0
+    return float(fit.posterior[names.FIXED].sel({names.TERM: term}).mean()) if term in fit.design.fixed_terms else 0.0
 
 
 def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool = False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import names
 from .formula import parse_formula
 from .newdata import NewData, evaluate_new_data
 from .summarize import SAMPLE_DIMS, as_draws, stats
@@ -47,7 +48,7 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
         index = newdata.index
     rng = np.random.default_rng(random_seed)
     post = fit.posterior
-    beta = post["b"].transpose(*SAMPLE_DIMS, "term").values
+    beta = post[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
     mu = np.einsum("cdk,nk->cdn", beta, new.X)
     for factor in factors:
         known = {lv: j for j, lv in enumerate(design.factors[factor].levels)}
@@ -61,7 +62,7 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
         for block in design.blocks:
             if block.group != factor:
                 continue
-            r = post[f"r_{block.name}"].transpose(*SAMPLE_DIMS, ...).values  # (c, d, J, q)
+            r = post[names.effects(block)].transpose(*SAMPLE_DIMS, ...).values  # (c, d, J, q)
             if unseen:
                 fresh = _population_draws(fit, block, len(unseen), rng)  # (c, d, U, q)
                 r = np.concatenate([r, fresh], axis=2)
@@ -71,9 +72,9 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
                 block_codes = codes
             mu = mu + np.einsum("cdnk,nk->cdn", r[:, :, block_codes, :], new.Z[block.name])
     if kind == "pp":
-        sigma = post["sigma"].values
+        sigma = post[names.SIGMA].values
         mu = mu + rng.standard_normal(mu.shape) * sigma[..., None]
-    da = as_draws(mu, post["sigma"], ("obs",), {"obs": np.asarray(index)})
+    da = as_draws(mu, post[names.SIGMA], ("obs",), {"obs": np.asarray(index)})
     if draws:
         return da
     table = stats(da, prob, interval)
@@ -106,10 +107,10 @@ def _factors(design, re_form) -> list[str]:
 
 def _population_draws(fit, block, n_levels, rng) -> np.ndarray:
     """Per posterior draw, ``n_levels`` new group effects from N(0, G): (chain, draw, n, q)."""
-    sd = fit.posterior[f"sd_{block.name}"].transpose(*SAMPLE_DIMS, ...).values  # (c, d, q)
+    sd = fit.posterior[names.sd(block)].transpose(*SAMPLE_DIMS, ...).values  # (c, d, q)
     z = rng.standard_normal((*sd.shape[:2], n_levels, block.size))
     if block.correlated:
-        cor = fit.posterior[f"cor_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        cor = fit.posterior[names.cor(block)].transpose(*SAMPLE_DIMS, ...).values
         chol = np.linalg.cholesky(cor + 1e-12 * np.eye(block.size))
         z = np.einsum("cdkl,cdnl->cdnk", chol, z)
     return z * sd[:, :, None, :]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import names
 from .design import Design
 
 __all__ = ["Prior", "PriorEntry", "Priors", "PriorError", "default_priors", "make_priors"]
@@ -71,15 +72,15 @@ class Prior:
 
     def __init__(self, dist: str, **params: float):
         name = _canonical(dist)
-        names, _ = _DISTS[name]
-        unknown = set(params) - set(names)
+        order, _ = _DISTS[name]
+        unknown = set(params) - set(order)
         if unknown:
-            raise PriorError(f"{name} has no parameter {sorted(unknown)}; it takes {', '.join(names)}")
-        missing = [p for p in names if p not in params]
+            raise PriorError(f"{name} has no parameter {sorted(unknown)}; it takes {', '.join(order)}")
+        missing = [p for p in order if p not in params]
         if missing:
             raise PriorError(f"{name} needs {', '.join(missing)}")
         values = []
-        for p in names:
+        for p in order:
             v = np.asarray(params[p], dtype=float)
             if not np.all(np.isfinite(v)):
                 raise PriorError(f"{name}: parameter {p} must be finite, got {params[p]!r}")
@@ -105,10 +106,10 @@ class Prior:
                 f"cannot read prior {text!r}; write it like 'Normal(0, 1)' or 'HalfStudentT(nu=3, sigma=1)'"
             ) from None
         name = _canonical(call.func.id)
-        names, _ = _DISTS[name]
-        if len(args) > len(names):
-            raise PriorError(f"{name} takes at most {len(names)} parameters ({', '.join(names)}): {text!r}")
-        return cls(name, **dict(zip(names, args)), **kwargs)
+        order, _ = _DISTS[name]
+        if len(args) > len(order):
+            raise PriorError(f"{name} takes at most {len(order)} parameters ({', '.join(order)}): {text!r}")
+        return cls(name, **dict(zip(order, args)), **kwargs)
 
     @property
     def kwargs(self) -> dict[str, float]:
@@ -201,10 +202,10 @@ def make_priors(design: Design, overrides: dict | Priors | None = None) -> Prior
             s_z = 1.0 if term == "(Intercept)" else _sd(block.Z[:, k])
             add(
                 "sd", block.name, term, Prior("HalfStudentT", nu=3.0, sigma=s_y / s_z),
-                [f"sd_{block.name}__{term}", f"sd_{block.name}", "sd"],
+                [f"{names.sd(block)}__{term}", names.sd(block), "sd"],
             )  # fmt: skip
         if block.correlated:
-            add("cor", block.name, "", Prior("LKJ", eta=2.0), [f"cor_{block.name}", "cor"])
+            add("cor", block.name, "", Prior("LKJ", eta=2.0), [names.cor(block), "cor"])
     add("sigma", "", "", Prior("HalfStudentT", nu=3.0, sigma=s_y), ["sigma"])
     return Priors(tuple(entries))
 
@@ -219,9 +220,9 @@ def _valid_keys(design: Design) -> list[str]:
     if design.blocks:
         keys.append("sd")
     for block in design.blocks:
-        keys += [f"sd_{block.name}"] + [f"sd_{block.name}__{t}" for t in block.terms]
+        keys += [names.sd(block)] + [f"{names.sd(block)}__{t}" for t in block.terms]
         if block.correlated:
-            keys += ["cor", f"cor_{block.name}"]
+            keys += ["cor", names.cor(block)]
     return list(dict.fromkeys(keys))
 
 

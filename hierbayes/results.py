@@ -13,10 +13,11 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from . import names
 from .design import Design
 from .priors import Priors
 from .sampling import Diagnostics
-from .summarize import SAMPLE_DIMS as _SAMPLE_DIMS
+from .names import SAMPLE_DIMS as _SAMPLE_DIMS
 from .summarize import stats as _stats
 
 __all__ = ["FitResult"]
@@ -59,8 +60,8 @@ class FitResult:
 
     def fixef(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """Fixed effects: index = term, columns mean, sd, lower, upper, r_hat, ess_bulk."""
-        table = _stats(self.posterior["b"], prob, interval).reset_index(drop=True)
-        table = pd.concat([table, _diagnostics(self.idata, "b")], axis=1)
+        table = _stats(self.posterior[names.FIXED], prob, interval).reset_index(drop=True)
+        table = pd.concat([table, _diagnostics(self.idata, names.FIXED)], axis=1)
         table.index = list(self.design.fixed_terms)
         table.index.name = "term"
         return table
@@ -73,7 +74,7 @@ class FitResult:
         """
         rows = []
         for block in self._blocks(group):
-            r = self.posterior[f"r_{block.name}"]
+            r = self.posterior[names.effects(block)]
             table = _stats(r, prob, interval).reset_index()
             table.columns = ["level", "term", *table.columns[2:]]
             table.insert(0, "grp", block.group)
@@ -86,25 +87,25 @@ class FitResult:
         As lme4's ``coef()``: every fixed term appears for every level; terms without a
         group-level effect in that factor are the fixed effect alone.
         """
-        b = self.posterior["b"]
+        b = self.posterior[names.FIXED]
         tables = []
         for factor in self._factors(group):
             levels = self.design.factors[factor].levels
             draws = b.expand_dims({factor: list(levels)}).copy()  # (factor, chain, draw, term)
-            draws = draws.transpose(*_SAMPLE_DIMS, factor, "term")
+            draws = draws.transpose(*_SAMPLE_DIMS, factor, names.TERM)
             extra = []
             for block in self.design.blocks:
                 if block.group != factor:
                     continue
-                r = self.posterior[f"r_{block.name}"]
+                r = self.posterior[names.effects(block)]
                 for term in block.terms:
-                    rv = r.sel({f"{block.name}__effect": term}, drop=True)
+                    rv = r.sel({names.effect_dim(block): term}, drop=True)
                     if term in self.design.fixed_terms:
-                        draws.loc[{"term": term}] = draws.sel(term=term) + rv
+                        draws.loc[{names.TERM: term}] = draws.sel({names.TERM: term}) + rv
                     else:
-                        extra.append(rv.expand_dims(term=[term]))
+                        extra.append(rv.expand_dims({names.TERM: [term]}))
             if extra:
-                draws = xr.concat([draws, *[e.transpose(*draws.dims) for e in extra]], dim="term")
+                draws = xr.concat([draws, *[e.transpose(*draws.dims) for e in extra]], dim=names.TERM)
             table = _stats(draws, prob, interval).reset_index()
             table.columns = ["level", "term", *table.columns[2:]]
             table.insert(0, "grp", factor)
@@ -120,19 +121,19 @@ class FitResult:
         """
         rows = []
         for block in self.design.blocks:
-            effect = f"{block.name}__effect"
-            sd = self.posterior[f"sd_{block.name}"]
+            effect, effect_bis = names.effect_dim(block), names.effect_dim_bis(block)
+            sd = self.posterior[names.sd(block)]
             for term in block.terms:
                 s = sd.sel({effect: term})
                 rows.append(_row(block.name, term, "", s, (s**2).mean(), prob, interval))
             if block.correlated:
-                cor = self.posterior[f"cor_{block.name}"]
+                cor = self.posterior[names.cor(block)]
                 for i, t1 in enumerate(block.terms):
                     for t2 in block.terms[i + 1 :]:
-                        c = cor.sel({effect: t1, f"{effect}_bis": t2})
+                        c = cor.sel({effect: t1, effect_bis: t2})
                         cov = (c * sd.sel({effect: t1}) * sd.sel({effect: t2})).mean()
                         rows.append(_row(block.name, t1, t2, c, cov, prob, interval))
-        sigma = self.posterior["sigma"]
+        sigma = self.posterior[names.SIGMA]
         rows.append(_row("Residual", "", "", sigma, (sigma**2).mean(), prob, interval))
         return pd.DataFrame(rows)
 
@@ -256,7 +257,7 @@ class FitResult:
             groups = ", ".join(f"{name}, {f.n_levels}" for name, f in d.factors.items())
             lines.append(f"Number of obs: {d.n_obs}, groups:  {groups}")
         else:
-            s = _stats(post["sigma"], prob, "eti").iloc[0]
+            s = _stats(post[names.SIGMA], prob, "eti").iloc[0]
             lines.append(f"Residual SD: {s['mean']:.4g} ({pct} equal-tailed interval {s['lower']:.4g} to {s['upper']:.4g})")
         lines += ["", "Fixed effects:"]
         fe = self.fixef(prob).rename(
@@ -285,12 +286,12 @@ class FitResult:
 
     def _integrated(self) -> str:
         """The factors whose effects were integrated out, as the summary names them."""
-        names = self.idata.posterior.attrs.get("integrated_factors")
-        if names is None:
+        factors = self.idata.posterior.attrs.get("integrated_factors")
+        if factors is None:
             from .marginal import integrated_factor
 
-            names = integrated_factor(self.design)
-        return " and ".join(repr(n) for n in names.split(", "))
+            factors = integrated_factor(self.design)
+        return " and ".join(repr(n) for n in factors.split(", "))
 
     def _blocks(self, group):
         blocks = [b for b in self.design.blocks if group is None or b.group == group]

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["SAMPLE_DIMS", "stats", "as_draws"]
+from .names import SAMPLE_DIMS
 
-SAMPLE_DIMS = ("chain", "draw")
+__all__ = ["SAMPLE_DIMS", "stats", "as_draws"]
 
 
 def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import names
 from .api import fit as hb_fit
 from .sampling import SamplingError, SamplingWarning
 
@@ -102,12 +103,12 @@ class ModelClass:
         return {**PRIORS, **extra}
 
     def parameters(self) -> list[str]:
-        names = ["b[(Intercept)]", "b[x]"]
+        labels = [f"{names.FIXED}[(Intercept)]", f"{names.FIXED}[x]"]
         for b in self.blocks:
-            names += [f"sd_{b.name}[{t}]" for t in b.terms]
+            labels += [f"{names.sd(b.name)}[{t}]" for t in b.terms]
             if b.correlated:
-                names.append(f"cor_{b.name}[{b.terms[0]},{b.terms[1]}]")
-        return names + ["sigma"]
+                labels.append(f"{names.cor(b.name)}[{b.terms[0]},{b.terms[1]}]")
+        return labels + [names.SIGMA]
 
 
 _SLOPE = (SimBlock("g", ("(Intercept)", "x"), correlated=True),)
@@ -130,7 +131,7 @@ def simulate(mc: ModelClass, rng: np.random.Generator) -> tuple[pd.DataFrame, di
     lay = mc.layout
     x = rng.normal(size=lay.n_obs)
     intercept_c, beta = rng.normal(0.0, 1.0, size=2)
-    truth = {"b[(Intercept)]": intercept_c - beta * x.mean(), "b[x]": beta}
+    truth = {f"{names.FIXED}[(Intercept)]": intercept_c - beta * x.mean(), f"{names.FIXED}[x]": beta}
     mu = intercept_c + beta * (x - x.mean())
     for block in mc.blocks:
         k = len(block.terms)
@@ -139,15 +140,15 @@ def simulate(mc: ModelClass, rng: np.random.Generator) -> tuple[pd.DataFrame, di
         if block.correlated:  # 2 x 2 LKJ(eta): (r + 1) / 2 ~ Beta(eta, eta)
             r = 2.0 * rng.beta(LKJ_ETA, LKJ_ETA) - 1.0
             chol = np.linalg.cholesky(np.array([[1.0, r], [r, 1.0]]))
-            truth[f"cor_{block.name}[{block.terms[0]},{block.terms[1]}]"] = r
+            truth[f"{names.cor(block.name)}[{block.terms[0]},{block.terms[1]}]"] = r
         for t, s in zip(block.terms, sd):
-            truth[f"sd_{block.name}[{t}]"] = s
+            truth[f"{names.sd(block.name)}[{t}]"] = s
         codes = lay.codes[block.name]
         effects = (rng.normal(size=(codes.max() + 1, k)) @ chol.T) * sd
         Z = np.column_stack([np.ones_like(x) if t == "(Intercept)" else x for t in block.terms])
         mu = mu + np.sum(Z * effects[codes], axis=1)
     sigma = abs(rng.normal(0.0, 1.0))
-    truth["sigma"] = sigma
+    truth[names.SIGMA] = sigma
     y = mu + sigma * rng.normal(size=lay.n_obs)
     df = pd.DataFrame({"y": y, "x": x, **lay.columns})
     return df, {p: float(truth[p]) for p in mc.parameters()}
@@ -155,15 +156,15 @@ def simulate(mc: ModelClass, rng: np.random.Generator) -> tuple[pd.DataFrame, di
 
 def extract_draws(posterior, parameter: str) -> np.ndarray:
     """The (chain, draw) array of one scalar parameter named as in ``ModelClass.parameters``."""
-    if parameter == "sigma":
-        return np.asarray(posterior["sigma"].values)
+    if parameter == names.SIGMA:
+        return np.asarray(posterior[names.SIGMA].values)
     var, coord = parameter[:-1].split("[", 1)
     da = posterior[var]
-    if var == "b":
-        return np.asarray(da.sel(term=coord).values)
+    if var == names.FIXED:
+        return np.asarray(da.sel({names.TERM: coord}).values)
     block = var.split("_", 1)[1]
-    if var.startswith("sd_"):
-        return np.asarray(da.sel({f"{block}__effect": coord}).values)
+    if var == names.sd(block):
+        return np.asarray(da.sel({names.effect_dim(block): coord}).values)
     return np.asarray(da.values[..., 0, 1])  # cor_<block>: the off-diagonal element
 
 
@@ -326,11 +327,11 @@ def plot_ranks_ecdf(pits: dict[str, np.ndarray], path: str | Path, *, title: str
         from arviz_plots import plot_ecdf_pit
 
         n = min(len(v) for v in pits.values())
-        names = {p: p.replace("[", "(").replace("]", ")") for p in pits}  # brackets read as selections
-        ds = xr.Dataset({names[p]: (("chain", "draw"), v[None, :n]) for p, v in pits.items()})
+        safe = {p: p.replace("[", "(").replace("]", ")") for p in pits}  # brackets read as selections
+        ds = xr.Dataset({safe[p]: (("chain", "draw"), v[None, :n]) for p, v in pits.items()})
         dt = xr.DataTree.from_dict({"prior_sbc": ds})
-        pc = plot_ecdf_pit(dt, method="pot_c", envelope_prob=0.99, backend="matplotlib",
-                           sample_dims=["chain", "draw"], col_wrap=3)  # fmt: skip
+        plot_ecdf_pit(dt, method="pot_c", envelope_prob=0.99, backend="matplotlib",
+                      sample_dims=["chain", "draw"], col_wrap=3)  # fmt: skip
         fig = plt.gcf()
         fig.set_size_inches(4 * min(3, len(params)), 2.8 * int(np.ceil(len(params) / 3)))
         fig.tight_layout()  # titles clear of the x-labels of the row above

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import names
 from .summarize import SAMPLE_DIMS, as_draws, stats
 
 __all__ = ["block_covariance", "factor_variances", "variance_components", "icc", "r2", "variance_reduction"]
@@ -35,9 +36,9 @@ __all__ = ["block_covariance", "factor_variances", "variance_components", "icc",
 
 def block_covariance(fit, block) -> np.ndarray:
     """Draws of the block's covariance matrix G, shape (chain, draw, q, q)."""
-    sd = fit.posterior[f"sd_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+    sd = fit.posterior[names.sd(block)].transpose(*SAMPLE_DIMS, ...).values
     if block.correlated:
-        cor = fit.posterior[f"cor_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        cor = fit.posterior[names.cor(block)].transpose(*SAMPLE_DIMS, ...).values
         return sd[..., :, None] * cor * sd[..., None, :]
     return sd[..., :, None] ** 2 * np.eye(block.size)
 
@@ -61,11 +62,11 @@ def _second_moments(fit, at):
     varying = {b.name: b for b in design.blocks if np.ptp(b.Z, axis=0).max() > 0}
     if at is None:
         if varying:
-            names = sorted({t for b in varying.values() for t in b.terms if t != "(Intercept)"})
+            slopes = sorted({t for b in varying.values() for t in b.terms if t != "(Intercept)"})
             warnings.warn(
-                f"the group-level variance depends on {', '.join(names)} (random slopes in "
+                f"the group-level variance depends on {', '.join(slopes)} (random slopes in "
                 f"{', '.join(sorted(varying))}); it is averaged over the fitted rows (Johnson 2014). "
-                f"Pass at={{...}} to evaluate it at chosen values, e.g. at={{{names[0]!r}: 0}}",
+                f"Pass at={{...}} to evaluate it at chosen values, e.g. at={{{slopes[0]!r}: 0}}",
                 UserWarning,
                 stacklevel=5,  # the user's call of fit.icc() / fit.r2() / ...
             )
@@ -93,9 +94,9 @@ def fixed_variance(fit) -> np.ndarray:
     """Draws of var(X beta) over the fitted rows (the variance the fixed effects explain)."""
     X = fit.design.X
     if X.shape[1] == 0:
-        return np.zeros(fit.posterior["sigma"].shape)
+        return np.zeros(fit.posterior[names.SIGMA].shape)
     cov = np.atleast_2d(np.cov(X, rowvar=False))
-    beta = fit.posterior["b"].transpose(*SAMPLE_DIMS, "term").values
+    beta = fit.posterior[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
     return np.einsum("cdk,kl,cdl->cd", beta, cov, beta)
 
 
@@ -103,7 +104,7 @@ def variance_components(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Variance at each level (every grouping factor, the residual) and its share of the total."""
     _need_groups(fit, "variance_components")
     parts = factor_variances(fit, at)
-    sigma = fit.posterior["sigma"]
+    sigma = fit.posterior[names.SIGMA]
     parts["Residual"] = sigma.values**2
     total = sum(parts.values())
     levels = list(parts)
@@ -119,14 +120,14 @@ def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Intraclass correlations: one per grouping factor, then the adjusted and conditional ICC."""
     _need_groups(fit, "icc")
     parts = factor_variances(fit, at)
-    sigma = fit.posterior["sigma"]
+    sigma = fit.posterior[names.SIGMA]
     random = sum(parts.values())
     residual = sigma.values**2
-    names = list(parts) + ["adjusted", "conditional"]
+    labels = list(parts) + ["adjusted", "conditional"]
     values = [parts[f] / (random + residual) for f in parts]
     values.append(random / (random + residual))
     values.append(random / (fixed_variance(fit) + random + residual))
-    da = as_draws(np.stack(values, axis=-1), sigma, ("icc",), {"icc": names})
+    da = as_draws(np.stack(values, axis=-1), sigma, ("icc",), {"icc": labels})
     if draws:
         return da
     table = stats(da, prob, interval).reset_index()
@@ -138,7 +139,7 @@ def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
 
 def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Bayesian R² (conditional and marginal) and Nakagawa's marginal and conditional R²."""
-    sigma = fit.posterior["sigma"]
+    sigma = fit.posterior[names.SIGMA]
     residual = sigma.values**2
     fitted_cond, fitted_marg = _fitted_variances(fit)
     fixed = fixed_variance(fit)
@@ -167,12 +168,12 @@ def _fitted_variances(fit, chunk: int = 250) -> tuple[np.ndarray, np.ndarray]:
     """Per draw, the variance over rows of X beta + Z b and of X beta (in chunks of draws)."""
     design = fit.design
     post = fit.posterior
-    beta = post["b"].transpose(*SAMPLE_DIMS, "term").values
+    beta = post[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
     shape = beta.shape[:2]
     beta = beta.reshape(-1, beta.shape[-1])
     effects = []
     for block in design.blocks:
-        r = post[f"r_{block.name}"].transpose(*SAMPLE_DIMS, ...).values
+        r = post[names.effects(block)].transpose(*SAMPLE_DIMS, ...).values
         effects.append((r.reshape(-1, *r.shape[2:]), design.factors[block.group].codes, block.Z))
     cond = np.empty(len(beta))
     marg = np.empty(len(beta))
@@ -219,9 +220,9 @@ def variance_reduction(small, large, prob=0.95, interval="hdi", draws=False):
                     "var_large": b[key].mean() if key in b else np.nan, "reduction": np.nan}  # fmt: skip
         rows.append(row)
     table = pd.DataFrame(rows)
-    names = [f"{g}:{v}" if v else g for (g, v), _ in kept]
+    labels = [f"{g}:{v}" if v else g for (g, v), _ in kept]
     da = xr.DataArray(np.stack([d for _, d in kept], axis=-1)[None], dims=(*SAMPLE_DIMS, "component"),
-                      coords={"component": names})  # fmt: skip
+                      coords={"component": labels})  # fmt: skip
     if draws:
         return da
     post = stats(da, prob, interval).rename(columns=lambda c: f"reduction_{c}")
@@ -233,10 +234,10 @@ def _variances(fit) -> dict[tuple[str, str], np.ndarray]:
     """Variance draws of every group-level term (by block and term) and of the residual."""
     out = {}
     for block in fit.design.blocks:
-        sd = fit.posterior[f"sd_{block.name}"]
+        sd = fit.posterior[names.sd(block)]
         for term in block.terms:
-            out[(block.name, term)] = sd.sel({f"{block.name}__effect": term}).values ** 2
-    out[("Residual", "")] = fit.posterior["sigma"].values ** 2
+            out[(block.name, term)] = sd.sel({names.effect_dim(block): term}).values ** 2
+    out[("Residual", "")] = fit.posterior[names.SIGMA].values ** 2
     return out
 
 
@@ -252,10 +253,10 @@ def sds_at_zero(posterior: xr.Dataset, blocks) -> list[str]:
     draws as the fullest (a density flat at 0, as a half-normal's, ties with its neighbours)."""
     found = []
     for block in blocks:
-        sd = posterior[f"sd_{block.name}"]
+        sd = posterior[names.sd(block)]
         for term in block.terms:
-            draws = np.asarray(sd.sel({f"{block.name}__effect": term}).values).reshape(-1)
+            draws = np.asarray(sd.sel({names.effect_dim(block): term}).values).reshape(-1)
             counts, _ = np.histogram(draws, bins=10, range=(0.0, float(np.quantile(draws, 0.99))))
             if counts[0] >= 0.8 * counts.max():
-                found.append(f"sd_{block.name}[{term}]")
+                found.append(f"{names.sd(block)}[{term}]")
     return found
