@@ -18,6 +18,7 @@ import pandas as pd
 from formulae import design_matrices
 from formulae.transforms import C
 
+from .families import GAUSSIAN, Family, get_family
 from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
 
 __all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
@@ -117,6 +118,7 @@ class Design:
     fixed_matrix: object = field(default=None, repr=False, compare=False)
     categories: dict[str, list[str]] = field(default_factory=dict, repr=False)
     columns: tuple[str, ...] = ()  # the data columns the formula reads
+    family: Family = field(default=GAUSSIAN, repr=False)  # the response family (hierbayes.families)
 
     @property
     def n_obs(self) -> int:
@@ -145,7 +147,8 @@ class Design:
 
 
 def make_design(
-    spec: ModelSpec | str, data: pd.DataFrame, reference: dict[str, str] | None = None
+    spec: ModelSpec | str, data: pd.DataFrame, reference: dict[str, str] | None = None,
+    *, family: str | Family = "gaussian",
 ) -> Design:
     """Evaluate ``spec`` on ``data``.
 
@@ -156,8 +159,11 @@ def make_design(
     as in R. Rows with a missing value in a column the model uses are dropped with a warning
     that counts them by column (``Design.dropped``); no other row is dropped, and
     ``Design.rows_used`` holds the index labels of the rows kept. A numeric grouping column is
-    used as labels, with a warning that says so.
+    used as labels, with a warning that says so. ``family`` (a name in
+    ``hierbayes.families.FAMILIES`` or a ``Family``) checks the response and rides along in
+    ``Design.family`` for the later stages.
     """
+    family = get_family(family)
     if isinstance(spec, str):
         spec = parse_formula(spec)
     if not isinstance(data, pd.DataFrame):
@@ -166,7 +172,7 @@ def make_design(
         raise DataError("data has no rows")
 
     used = _check_columns(spec, data)
-    _check_response_type(unquote(spec.response), data)
+    _check_response_type(unquote(spec.response), data, family)
     data, n_dropped, dropped = _drop_missing(data, used)
     _check_types(data, used, list(dict.fromkeys(c for b in spec.blocks for c in b.group_columns)))
     prepared = _prepare_categoricals(data, used, reference or {})
@@ -217,6 +223,7 @@ def make_design(
         dropped=dropped,
         fixed_matrix=fixed_matrix,
         columns=tuple(used),
+        family=family,
         categories={c: list(prepared[c].cat.categories) for c in used
                     if isinstance(prepared[c].dtype, pd.CategoricalDtype)},  # fmt: skip
     )
@@ -422,14 +429,11 @@ def level_names(x: pd.Series) -> np.ndarray:
     return names[codes]
 
 
-def _check_response_type(name: str, data: pd.DataFrame) -> None:
+def _check_response_type(name: str, data: pd.DataFrame, family: Family) -> None:
     if name in data.columns:
-        col = data[name]
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            raise DataError(
-                f"the response {name!r} must be numeric for the Gaussian family, "
-                f"but the column holds {col.dtype} values such as {col.dropna().iloc[0]!r}"
-            )
+        problem = family.check_response(data[name], name)
+        if problem:
+            raise DataError(problem)
 
 
 def _response(spec: ModelSpec, prepared: pd.DataFrame) -> np.ndarray:

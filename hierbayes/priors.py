@@ -7,7 +7,8 @@ Defaults (the README documents them; s_y is the SD of the response, s_x of a pre
 - ``b`` (each fixed slope): Normal(0, 2.5 s_y / s_x).
 - ``sd`` (each group-level SD): HalfStudentT(3, s_y / s_z), with s_z = 1 for an intercept.
 - ``cor`` (each correlated block): LKJ(eta=2).
-- ``sigma`` (residual SD): HalfStudentT(3, s_y).
+- the family's own parameters, as ``hierbayes.families`` gives them: for the Gaussian family
+  ``sigma`` (residual SD): HalfStudentT(3, s_y).
 
 Users override by class, block and term with brms's parameter names: ``"b"``, ``"b_standLRT"``,
 ``"Intercept"``, ``"sd"``, ``"sd_school"``, ``"sd_school__standLRT"``, ``"cor"``,
@@ -24,6 +25,7 @@ import pandas as pd
 
 from . import names
 from .design import Design
+from .families import response_scale
 
 __all__ = ["Prior", "PriorEntry", "Priors", "PriorError", "default_priors", "make_priors"]
 
@@ -57,7 +59,8 @@ _ALIASES = {
 }  # fmt: skip
 # A location-zero real prior given to a positive parameter means its half version (as in brms).
 _HALF = {"Normal": "HalfNormal", "StudentT": "HalfStudentT", "Cauchy": "HalfCauchy"}
-_SUPPORT = {"Intercept": "real", "b": "real", "sd": "positive", "sigma": "positive", "cor": "correlation"}
+# the classes every model has; a family adds its own parameters' (families.Parameter.support)
+_SUPPORT = {"Intercept": "real", "b": "real", "sd": "positive", "cor": "correlation"}
 
 
 @dataclass(frozen=True, init=False)
@@ -175,18 +178,18 @@ def make_priors(design: Design, overrides: dict | Priors | None = None) -> Prior
     if unknown:
         raise PriorError(
             f"no parameter matches prior key(s) {unknown}; this model's keys are "
-            f"{', '.join(sorted(valid, key=_key_order))}"
+            f"{', '.join(sorted(valid, key=lambda k: _key_order(k, design.family.param_names)))}"
         )
     y = design.y
-    s_y = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
-    s_y = s_y if s_y > 0 else 1.0
+    s_y = response_scale(y)
+    support = {**_SUPPORT, **{p.name: p.support for p in design.family.params}}
 
     entries: list[PriorEntry] = []
 
     def add(cls, group, coef, default, keys):
         for key in keys:  # most specific first
             if key in user:
-                prior = _fit_support(user[key], cls, key)
+                prior = _fit_support(user[key], support[cls], key)
                 entries.append(PriorEntry(cls, group, coef, prior, "user"))
                 return
         entries.append(PriorEntry(cls, group, coef, default, "default"))
@@ -206,12 +209,14 @@ def make_priors(design: Design, overrides: dict | Priors | None = None) -> Prior
             )  # fmt: skip
         if block.correlated:
             add("cor", block.name, "", Prior("LKJ", eta=2.0), [names.cor(block), "cor"])
-    add("sigma", "", "", Prior("HalfStudentT", nu=3.0, sigma=s_y), ["sigma"])
+    for param in design.family.params:  # the family's own (Gaussian: sigma), a class each
+        dist, kwargs = param.default_prior(y)
+        add(param.name, "", "", Prior(dist, **kwargs), [param.name])
     return Priors(tuple(entries))
 
 
 def _valid_keys(design: Design) -> list[str]:
-    keys = ["sigma"]
+    keys = list(design.family.param_names)
     slopes = [t for t in design.fixed_terms if t != "(Intercept)"]
     if design.has_intercept:
         keys.append("Intercept")
@@ -226,14 +231,14 @@ def _valid_keys(design: Design) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _key_order(key: str) -> tuple[int, str]:
-    order = ["Intercept", "b", "sd", "cor", "sigma"]
+def _key_order(key: str, family_params: tuple[str, ...]) -> tuple[int, str]:
+    order = ["Intercept", "b", "sd", "cor", *family_params]
     return (next((i for i, c in enumerate(order) if key.startswith(c)), 9), key)
 
 
-def _fit_support(prior: Prior, cls: str, key: str) -> Prior:
-    """Check a user's prior suits its parameter; a zero-centred real prior on an SD means its half."""
-    need = _SUPPORT[cls]
+def _fit_support(prior: Prior, need: str, key: str) -> Prior:
+    """Check a user's prior suits its parameter (``need``: its support); a zero-centred real
+    prior on an SD means its half."""
     if prior.support == need:
         return prior
     if need == "positive" and prior.dist in _HALF:
