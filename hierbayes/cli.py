@@ -20,12 +20,13 @@ from importlib import metadata
 
 from . import datasets
 from .api import fit
+from .families import FAMILIES, GAUSSIAN
 
 # the YAML keys, each with what it takes (fit --help lists them)
 _KEY_HELP = {
     "formula": "the model in lme4 syntax, e.g. normexam ~ standLRT + (standLRT | school)  [required]",
     "data": f"a shipped data set ({', '.join(datasets.names())}) or a CSV path relative to the YAML file  [required]",
-    "family": "the response family (gaussian)",
+    "family": f"the response family ({', '.join(FAMILIES)})",
     "reference": "reference level per categorical column, e.g. {schgend: mixed}",
     "priors": 'priors by brms parameter name, e.g. {sd: "HalfNormal(1)", cor: "LKJ(4)"}',
     "sampling": "draws, tune, chains, random_seed, sampler (auto, nutpie, pymc), target_accept, progressbar",
@@ -87,7 +88,7 @@ def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = N
     result = fit(
         config["formula"],
         config["data"],
-        family=config.get("family", "gaussian"),
+        family=config.get("family", GAUSSIAN.name),
         priors=config.get("priors"),
         reference=config.get("reference"),
         **sampling,

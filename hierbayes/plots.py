@@ -49,7 +49,8 @@ def _figure(pc, taller: float = 1.0) -> plt.Figure:
 
 def parameters(fit, draws: xr.Dataset | None = None, fixed: bool = True) -> xr.Dataset:
     """The parameters users read, one variable each: b (unless ``fixed`` is false), sd_<block>,
-    cor_<block> (one coordinate per pair of terms, ``t1:t2``; the diagonal dropped), sigma.
+    cor_<block> (one coordinate per pair of terms, ``t1:t2``; the diagonal dropped), and the
+    family's own parameters (sigma for the Gaussian).
     From the posterior, or from ``draws`` (e.g. prior draws) holding the same variables."""
     post = fit.posterior if draws is None else draws
     out = {names.FIXED: post[names.FIXED]} if fixed else {}
@@ -64,7 +65,8 @@ def parameters(fit, draws: xr.Dataset | None = None, fixed: bool = True) -> xr.D
                 values, dims=(*SAMPLE_DIMS, f"{block.name}__pair"),
                 coords={f"{block.name}__pair": [f"{a}:{b}" for a, b in pairs]},
             )  # fmt: skip
-    out[names.SIGMA] = post[names.SIGMA]
+    for name in fit.design.family.param_names:
+        out[name] = post[name]
     return xr.Dataset(out, coords={"chain": post["chain"], "draw": post["draw"]})
 
 
@@ -149,7 +151,7 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
         if prior:
             import pymc as pm
 
-            wanted = [names.sd(b) for b in fit.design.blocks] + [names.SIGMA]
+            wanted = [names.sd(b) for b in fit.design.blocks] + list(fit.design.family.param_names)
             wanted += [names.cor(b) for b in fit.design.blocks if b.correlated]
             with fit.model, pymc_quiet(), warnings.catch_warnings():
                 # the marginal likelihood is a Potential; the prior rightly ignores it

@@ -6,8 +6,9 @@
 include only those grouping factors. A level of a grouping factor that the fit has not seen
 gets, in every posterior draw, an effect drawn from the population distribution N(0, G)
 (brms's ``sample_new_levels="gaussian"``), so its prediction carries the between-group
-uncertainty. ``kind="mean"`` predicts the expected value; ``kind="pp"`` adds residual noise
-(posterior predictive draws of new observations).
+uncertainty. ``kind="mean"`` predicts the expected value (the family's inverse link of the
+linear predictor); ``kind="pp"`` draws new observations from the family around it (posterior
+predictive draws; Gaussian: residual noise added).
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
             else:
                 block_codes = codes
             mu = mu + np.einsum("cdnk,nk->cdn", r[:, :, block_codes, :], new.Z[block.name])
-    if kind == "pp":
-        sigma = post[names.SIGMA].values
-        mu = mu + rng.standard_normal(mu.shape) * sigma[..., None]
-    da = as_draws(mu, post[names.SIGMA], ("obs",), {"obs": np.asarray(index)})
+    family = design.family
+    mu = family.mean(mu)  # the linear predictor -> the expected value
+    if kind == "pp":  # (chain, draw) draws of the family's parameters, against every row
+        mu = family.draw(mu, {p: post[p].values[..., None] for p in family.param_names}, rng)
+    da = as_draws(mu, post, ("obs",), {"obs": np.asarray(index)})
     if draws:
         return da
     table = stats(da, prob, interval)

@@ -147,7 +147,7 @@ def _model_line(fit, where) -> str:
     if fit.method == "marginal":
         factors = fit.idata.posterior.attrs.get("integrated_factors", "")
         how += f"; the group effects of {factors} integrated out and drawn exactly afterwards"
-    text = f"Family: Gaussian (identity link). Fit: {how}."
+    text = f"Family: {fit.design.family.label}. Fit: {how}."
     if where:
         text += f" ICC, variance shares and Nakagawa's R² are {where}."
     return text

@@ -15,6 +15,7 @@ import xarray as xr
 
 from . import names
 from .design import Design
+from .model import Model
 from .priors import Priors
 from .sampling import Diagnostics
 from .names import SAMPLE_DIMS as _SAMPLE_DIMS
@@ -24,16 +25,37 @@ __all__ = ["FitResult"]
 
 @dataclass(frozen=True)
 class FitResult:
-    """A sampled model: ``idata`` (ArviZ DataTree) plus what made it."""
+    """A sampled model: ``idata`` (ArviZ DataTree) plus what made it (``built``: the
+    ``hierbayes.model.Model`` that was sampled)."""
 
-    design: Design = field(repr=False)
-    priors: Priors = field(repr=False)
-    model: pm.Model = field(repr=False)
+    built: Model = field(repr=False)
     idata: object = field(repr=False)
     sampler: str
     diagnostics: Diagnostics
-    method: str = "full"  # "marginal": group effects integrated out, drawn exactly afterwards
     random_seed: int | None = None  # as passed to hb.fit: the same seed gives the same draws
+
+    @property
+    def design(self) -> Design:
+        return self.built.design
+
+    @property
+    def priors(self) -> Priors:
+        return self.built.priors
+
+    @property
+    def method(self) -> str:
+        """``marginal``: group effects integrated out and drawn exactly afterwards; ``full``."""
+        return self.built.method
+
+    @property
+    def integrated(self) -> tuple[str, ...]:
+        """The grouping factors whose effects were integrated out (empty for ``full``)."""
+        return self.built.integrated
+
+    @property
+    def model(self) -> pm.Model:
+        """The PyMC model (built on first use when the packed model was sampled)."""
+        return self.built.pymc
 
     @property
     def spec(self):
@@ -133,8 +155,9 @@ class FitResult:
                         c = cor.sel({effect: t1, effect_bis: t2})
                         cov = (c * sd.sel({effect: t1}) * sd.sel({effect: t2})).mean()
                         rows.append(_row(block.name, t1, t2, c, cov, prob, interval))
-        sigma = self.posterior[names.SIGMA]
-        rows.append(_row("Residual", "", "", sigma, (sigma**2).mean(), prob, interval))
+        sigma = self.posterior[names.SIGMA]  # the residual SD; its variance as the family defines it
+        residual = self.design.family.residual_variance({names.SIGMA: sigma})
+        rows.append(_row("Residual", "", "", sigma, residual.mean(), prob, interval))
         return pd.DataFrame(rows)
 
     # --- what the fit says (variance.py, groups.py, predict.py, frequentist.py) -----------------
@@ -216,17 +239,15 @@ class FitResult:
         row in a known group. The two answer different questions and are not comparable;
         compare models fitted by the same method.
         """
-        import arviz as az
-        from scipy.stats import norm
-
-        from .build import observed_name
-
-        if "log_likelihood" not in self.idata.children:  # full path: per row, given the effects
-            mu = self.predict(draws=True)
-            sigma = self.posterior["sigma"].values[..., None]
-            ll = xr.DataArray(norm.logpdf(self.design.y, mu.values, sigma), dims=mu.dims, coords=mu.coords)
-            self.idata["log_likelihood"] = xr.Dataset({observed_name(self.design): ll})
-        return az.loo(self.idata, **kwargs)
+        if "log_likelihood" in self.idata.children:
+            return az.loo(self.idata, **kwargs)
+        # full path: per row, given the effects; on a copy of the tree (n x draws numbers, not kept)
+        mu = self.predict(draws=True)
+        params = {names.SIGMA: self.posterior[names.SIGMA].values[..., None]}
+        ll = xr.DataArray(self.design.family.loglik(self.design.y, mu.values, params), dims=mu.dims, coords=mu.coords)
+        tree = self.idata.copy()
+        tree["log_likelihood"] = xr.Dataset({names.observed(self.design.response): ll})
+        return az.loo(tree, **kwargs)
 
     def prior_table(self) -> pd.DataFrame:
         """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""
@@ -241,7 +262,7 @@ class FitResult:
         n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
         pct = f"{prob:.0%}"
         lines = [
-            f"Bayesian linear mixed model (Gaussian), NUTS via {self.sampler}"
+            f"{d.family.summary_title}, NUTS via {self.sampler}"
             + (f", group effects of {self._integrated()} integrated out (drawn exactly afterwards)"
                if self.method == "marginal" else ""),
             f"Formula: {d.spec.formula}",
@@ -286,12 +307,7 @@ class FitResult:
 
     def _integrated(self) -> str:
         """The factors whose effects were integrated out, as the summary names them."""
-        factors = self.idata.posterior.attrs.get("integrated_factors")
-        if factors is None:
-            from .marginal import integrated_factor
-
-            factors = integrated_factor(self.design)
-        return " and ".join(repr(n) for n in factors.split(", "))
+        return " and ".join(repr(n) for n in self.integrated)
 
     def _blocks(self, group):
         blocks = [b for b in self.design.blocks if group is None or b.group == group]

@@ -39,8 +39,9 @@ def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
     return table.to_dataframe(dim_order=order)[["mean", "sd", "lower", "upper"]]
 
 
-def as_draws(values: np.ndarray, like: xr.DataArray, dims: tuple[str, ...] = (), coords=None) -> xr.DataArray:
-    """Wrap an array whose first axes are (chain, draw) as a DataArray with ``like``'s chains."""
+def as_draws(values: np.ndarray, like: xr.DataArray | xr.Dataset, dims: tuple[str, ...] = (), coords=None) -> xr.DataArray:
+    """Wrap an array whose first axes are (chain, draw) as a DataArray with ``like``'s chains
+    (``like``: any posterior variable, or the posterior)."""
     return xr.DataArray(
         values,
         dims=(*SAMPLE_DIMS, *dims),

@@ -18,6 +18,8 @@ Definitions (Gaussian models):
 - Bayesian R² (Gelman, Goodrich, Gabry & Vehtari 2019): var(mu) / (var(mu) + sigma²) per
   draw, with mu the fitted values over the rows: X beta + Z b (conditional) or X beta
   (marginal); sigma² is the model's residual variance.
+
+The residual variance is the family's (``Family.residual_variance``): sigma² for the Gaussian.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import xarray as xr
 from . import names
 from .summarize import SAMPLE_DIMS, as_draws, stats
 
-__all__ = ["block_covariance", "factor_variances", "variance_components", "icc", "r2", "variance_reduction"]
+__all__ = ["block_covariance", "factor_variances", "residual_variance", "variance_components", "icc", "r2",
+           "variance_reduction"]  # fmt: skip
 
 
 def block_covariance(fit, block) -> np.ndarray:
@@ -90,11 +93,17 @@ def _second_moments(fit, at):
     return {b.name: np.outer(new.Z[b.name][0], new.Z[b.name][0]) for b in design.blocks}
 
 
+def residual_variance(fit) -> np.ndarray:
+    """Draws (chain, draw) of the residual variance, as the fit's family defines it."""
+    family = fit.design.family
+    return np.asarray(family.residual_variance({p: fit.posterior[p].values for p in family.param_names}))
+
+
 def fixed_variance(fit) -> np.ndarray:
     """Draws of var(X beta) over the fitted rows (the variance the fixed effects explain)."""
     X = fit.design.X
     if X.shape[1] == 0:
-        return np.zeros(fit.posterior[names.SIGMA].shape)
+        return np.zeros(tuple(fit.posterior.sizes[d] for d in SAMPLE_DIMS))
     cov = np.atleast_2d(np.cov(X, rowvar=False))
     beta = fit.posterior[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
     return np.einsum("cdk,kl,cdl->cd", beta, cov, beta)
@@ -104,12 +113,11 @@ def variance_components(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Variance at each level (every grouping factor, the residual) and its share of the total."""
     _need_groups(fit, "variance_components")
     parts = factor_variances(fit, at)
-    sigma = fit.posterior[names.SIGMA]
-    parts["Residual"] = sigma.values**2
+    parts["Residual"] = residual_variance(fit)
     total = sum(parts.values())
     levels = list(parts)
     values = np.stack([np.stack([parts[k], parts[k] / total], axis=-1) for k in levels], axis=-2)
-    da = as_draws(values, sigma, ("level", "quantity"), {"level": levels, "quantity": ["variance", "proportion"]})
+    da = as_draws(values, fit.posterior, ("level", "quantity"), {"level": levels, "quantity": ["variance", "proportion"]})
     if draws:
         return da
     table = stats(da.transpose(*SAMPLE_DIMS, "quantity", "level"), prob, interval).reset_index()
@@ -120,14 +128,13 @@ def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Intraclass correlations: one per grouping factor, then the adjusted and conditional ICC."""
     _need_groups(fit, "icc")
     parts = factor_variances(fit, at)
-    sigma = fit.posterior[names.SIGMA]
     random = sum(parts.values())
-    residual = sigma.values**2
+    residual = residual_variance(fit)
     labels = list(parts) + ["adjusted", "conditional"]
     values = [parts[f] / (random + residual) for f in parts]
     values.append(random / (random + residual))
     values.append(random / (fixed_variance(fit) + random + residual))
-    da = as_draws(np.stack(values, axis=-1), sigma, ("icc",), {"icc": labels})
+    da = as_draws(np.stack(values, axis=-1), fit.posterior, ("icc",), {"icc": labels})
     if draws:
         return da
     table = stats(da, prob, interval).reset_index()
@@ -139,8 +146,7 @@ def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
 
 def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
     """Bayesian R² (conditional and marginal) and Nakagawa's marginal and conditional R²."""
-    sigma = fit.posterior[names.SIGMA]
-    residual = sigma.values**2
+    residual = residual_variance(fit)
     fitted_cond, fitted_marg = _fitted_variances(fit)
     fixed = fixed_variance(fit)
     random = sum(factor_variances(fit, at).values()) if fit.design.blocks else 0.0
@@ -151,15 +157,16 @@ def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
         "nakagawa_marginal": fixed / total,
         "nakagawa_conditional": (fixed + random) / total,
     }
-    da = as_draws(np.stack(list(values.values()), axis=-1), sigma, ("r2",), {"r2": list(values)})
+    da = as_draws(np.stack(list(values.values()), axis=-1), fit.posterior, ("r2",), {"r2": list(values)})
     if draws:
         return da
     table = stats(da, prob, interval).reset_index()
+    e = fit.design.family.residual_symbol  # sigma^2 for the Gaussian
     table.insert(1, "definition", [
-        "var(X beta + Z b) / (var(X beta + Z b) + sigma^2), Gelman et al. 2019",
-        "var(X beta) / (var(X beta) + sigma^2), Gelman et al. 2019",
-        "var(X beta) / (var(X beta) + group-level + sigma^2), Nakagawa & Schielzeth",
-        "(var(X beta) + group-level) / (var(X beta) + group-level + sigma^2)",
+        f"var(X beta + Z b) / (var(X beta + Z b) + {e}), Gelman et al. 2019",
+        f"var(X beta) / (var(X beta) + {e}), Gelman et al. 2019",
+        f"var(X beta) / (var(X beta) + group-level + {e}), Nakagawa & Schielzeth",
+        f"(var(X beta) + group-level) / (var(X beta) + group-level + {e})",
     ])  # fmt: skip
     return table
 
@@ -237,7 +244,7 @@ def _variances(fit) -> dict[tuple[str, str], np.ndarray]:
         sd = fit.posterior[names.sd(block)]
         for term in block.terms:
             out[(block.name, term)] = sd.sel({names.effect_dim(block): term}).values ** 2
-    out[("Residual", "")] = fit.posterior[names.SIGMA].values ** 2
+    out[("Residual", "")] = residual_variance(fit)
     return out
 
 
