@@ -116,6 +116,7 @@ def test_the_residual_prior_comes_from_the_family(data):
 
 @pytest.fixture(scope="module")
 def fake_fit(data):
+    from hierbayes.model import Model
     from hierbayes.results import FitResult
     from hierbayes.sampling import Diagnostics
 
@@ -133,8 +134,8 @@ def fake_fit(data):
         coords={"chain": range(C), "draw": range(D), names.TERM: list(design.fixed_terms),
                 names.effect_dim(block): list(block.terms), "g": list(design.factors["g"].levels)},
     )  # fmt: skip
-    return FitResult(design=design, priors=make_priors(design), model=None,
-                     idata=xr.DataTree.from_dict({"posterior": posterior}), sampler="nutpie",
+    built = Model(design=design, priors=make_priors(design), method="full", integrated=(), parameterization={})
+    return FitResult(built=built, idata=xr.DataTree.from_dict({"posterior": posterior}), sampler="nutpie",
                      diagnostics=Diagnostics(0, 1.0, 400.0, 400.0, "b", "b", ()))  # fmt: skip
 
 
@@ -161,7 +162,8 @@ def test_summary_and_report_name_the_family(fake_fit):
     assert fake_fit.summary().splitlines()[0] == "Bayesian linear mixed model (Gaussian), NUTS via nutpie"
     assert _model_line(fake_fit, "").startswith("Family: Gaussian (identity link). Fit: NUTS via nutpie")
     renamed = dataclasses.replace(GAUSSIAN, label="Normal (identity link)", summary_title="Normal LMM")
-    other = dataclasses.replace(fake_fit, design=dataclasses.replace(fake_fit.design, family=renamed))
+    design = dataclasses.replace(fake_fit.design, family=renamed)
+    other = dataclasses.replace(fake_fit, built=dataclasses.replace(fake_fit.built, design=design))
     assert other.summary().startswith("Normal LMM, NUTS via nutpie")
     assert _model_line(other, "").startswith("Family: Normal (identity link).")
 
