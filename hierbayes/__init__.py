@@ -5,7 +5,7 @@
     print(fit.summary())
 
 Each stage is public: ``parse_formula`` -> ``make_design`` -> ``make_priors`` ->
-``build_model`` -> ``sample``; ``fit`` chains them.
+``make_model`` -> ``sample_model``; ``fit`` chains them and wraps the result in a ``FitResult``.
 """
 
 import warnings as _warnings
@@ -17,7 +17,7 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", 
 
 from . import datasets  # noqa: E402
 from .api import build, fit  # noqa: E402
-from .build import build_model  # noqa: E402
+from .model import Model, build_model, make_model  # noqa: E402
 from .design import DataError, Design, center, make_design  # noqa: E402
 from .frequentist import UnsupportedStructure, fit_mixedlm  # noqa: E402
 from .formula import FormulaError, ModelSpec, parse_formula  # noqa: E402
@@ -27,7 +27,7 @@ from .plots import (  # noqa: E402
 )  # fmt: skip
 from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
 from .results import FitResult  # noqa: E402
-from .sampling import Diagnostics, SamplingError, SamplingWarning, diagnose, sample  # noqa: E402
+from .sampling import Diagnostics, Sampled, SamplingError, SamplingWarning, diagnose, sample, sample_model  # noqa: E402
 from .variance import variance_reduction  # noqa: E402
 
 try:
@@ -37,7 +37,7 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
 
 __all__ = [
     "fit", "build", "datasets", "center", "parse_formula", "make_design", "make_priors",
-    "default_priors", "build_model", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
+    "default_priors", "make_model", "Model", "build_model", "sample_model", "Sampled", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
     "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
     "SamplingWarning", "SamplingError", "variance_reduction", "fit_mixedlm", "UnsupportedStructure", "plot_forest",
     "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc", "plot_trace", "plot_rank",

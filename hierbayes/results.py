@@ -1,4 +1,4 @@
-"""Stage 6: FitResult, the posterior read the way lme4 users read a fit.
+"""Stage 6: Model + Sampled -> FitResult, the posterior read the way lme4 users read a fit.
 
 Tables are pandas DataFrames of posterior means, SDs and intervals (95% equal-tailed by
 default; ``interval="hdi"`` for highest density). Nothing here re-fits the model.

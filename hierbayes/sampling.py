@@ -1,4 +1,12 @@
-"""Stage 5: NUTS sampling (nutpie or PyMC's own) and convergence diagnostics as warnings."""
+"""Stage 5: Model -> Sampled: NUTS (nutpie or PyMC's own), the posterior completed, diagnosed.
+
+``sample_model`` runs nutpie directly on the packed model where it applies (one grouping
+factor or two nested ones, every prior one the numba kernels evaluate), else NUTS on the PyMC
+model (nutpie compiles it, or PyMC's own sampler runs it). Either way the same factors are
+integrated out (the model decides), and the posterior is then completed: exact draws of the
+integrated factors' effects and the per-group log-likelihood (``marginal.draws``). Divergences,
+R-hat and ESS become warnings that say what to do.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +22,15 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor
+import xarray as xr
 
-__all__ = ["sample", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError", "available_sampler",
-           "model_fingerprint", "pymc_quiet"]  # fmt: skip
+from . import names
+from .marginal.draws import complete
+from .marginal.run import run_nutpie
+from .model import Model
+
+__all__ = ["sample", "sample_model", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
+           "available_sampler", "model_fingerprint", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -144,24 +158,63 @@ def sample(
         )
 
 
-def sample_packed(design, priors, *, draws=1000, tune=1000, chains=4, random_seed=None, target_accept=0.9,
-                  progressbar=False, nuts=None):
-    """NUTS by nutpie on the marginal model written in numba (``hierbayes.marginal_numba``):
-    no code generation, so no compile step once numba's disk cache holds its functions.
-    Same seed, same draws. Returns the DataTree (its posterior has the PyMC model's names and
-    dims) and the ``PackedModel``."""
+@dataclass(frozen=True)
+class Sampled:
+    """The completed posterior (ArviZ DataTree), the sampler that drew it and its diagnostics."""
+
+    idata: object
+    sampler: str
+    diagnostics: Diagnostics
+    random_seed: int | None = None
+
+
+def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+                 random_seed: int | None = None, sampler: str = "auto", target_accept: float = 0.9,
+                 progressbar: bool = True, **kwargs) -> Sampled:  # fmt: skip
+    """NUTS on ``model``, the posterior completed and diagnosed (see the module docstring);
+    diagnostics messages are also issued as ``SamplingWarning``."""
+    sampler = available_sampler(sampler)
+    packed = model.packed
+    if sampler == "nutpie" and packed is not None and packed.priors_packed and set(kwargs) <= {"nuts"}:
+        idata = _sample_packed(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                               target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))  # fmt: skip
+    else:  # nutpie reuses the compiled model of an identical earlier fit in this process
+        d = model.design
+        key = model_fingerprint(d.spec, d.y, d.X, [(b.name, b.Z, b.correlated) for b in d.blocks],
+                                [(f.levels, f.codes) for f in d.factors.values()], model.priors.table().to_csv(),
+                                model.method, model.parameterization)  # fmt: skip
+        idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
+                       progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)  # fmt: skip
+    if model.integrated:
+        seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
+        effects, loglik = complete(model.design, idata.posterior.dataset, packed, random_seed=seed)
+        for name, values in effects.items():
+            idata.posterior[name] = values
+        # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
+        idata["log_likelihood"] = xr.Dataset({names.observed(model.design.response): loglik})
+    # sampled group effects are checked too; exact draws afterwards need no check
+    blocks = model.design.blocks
+    watched = [names.FIXED, names.SIGMA] + [names.sd(b) for b in blocks]
+    watched += [names.effects(b) for b in blocks if b.group not in model.integrated]
+    watched += [names.cor(b) for b in blocks if b.correlated]
+    diagnostics = diagnose(idata, watched)
+    for message in diagnostics.messages:
+        warnings.warn(message, SamplingWarning, stacklevel=3)
+    return Sampled(idata, sampler, diagnostics, random_seed)
+
+
+def _sample_packed(model: Model, *, draws, tune, chains, random_seed, target_accept, progressbar, nuts):
+    """NUTS by nutpie on the packed model (``hierbayes.marginal.run``): no code generation,
+    so no compile step once numba's disk cache holds its functions. Same seed, same draws."""
     from pymc.util import get_random_generator
 
-    from .marginal_numba import pack_model, run_nutpie
-
     _check_settings(draws, tune, chains, target_accept)
-    packed = pack_model(design, priors)
+    packed = model.packed
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     with sampler_errors("nutpie"):
-        idata = run_nutpie(design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
-                           target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
-                           progressbar=progressbar)  # fmt: skip
-    return idata, packed
+        return run_nutpie(model.design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+                          target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
+                          progressbar=progressbar)  # fmt: skip
 
 
 def _check_settings(draws, tune, chains, target_accept) -> None:

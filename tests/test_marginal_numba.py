@@ -1,7 +1,7 @@
 """The marginal model written in numba (the default sampler path for one grouping factor):
 its likelihood against the dense normal, its priors against scipy, its LKJ Cholesky
 transform against a numerical Jacobian, its gradient against finite differences, and its
-posterior against the PyMC-built marginal model's."""
+posterior against nutpie's and PyMC's on the PyMC model (the same kernels through an Op)."""
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ from scipy import stats
 from scipy.stats import multivariate_normal
 
 import hierbayes as hb
-from hierbayes.marginal import packed_applies
-from hierbayes.marginal_numba import PRIOR_CODES, _prior_logp, pack_model
+from hierbayes.marginal.density import pack_model, prior_logp
+from hierbayes.marginal.layout import PRIOR_CODES
 from test_marginal import _data  # the same small grouped data as the PyMC-built model's tests
 
 SINGLE_FACTOR = [
@@ -28,7 +28,7 @@ SINGLE_FACTOR = [
 def _packed(formula, priors=None):
     design = hb.make_design(formula, _data())
     resolved = hb.make_priors(design, priors)
-    assert packed_applies(design, resolved)
+    assert hb.make_model(design, resolved).packed is not None
     return design, pack_model(design, resolved)
 
 
@@ -81,7 +81,7 @@ def test_prior_densities_match_scipy(dist, params, scipy_dist):
         expected = scipy_dist.logpdf
     padded = [*params, 0.0, 0.0][:3]
     for x in (0.2, 1.3, 4.0):
-        assert _prior_logp(PRIOR_CODES[dist], *padded, x) == pytest.approx(expected(x), rel=1e-12)
+        assert prior_logp(PRIOR_CODES[dist], *padded, x) == pytest.approx(expected(x), rel=1e-12)
 
 
 @pytest.mark.parametrize("eta", [1.0, 2.0, 4.5])
@@ -124,28 +124,30 @@ def test_not_used_where_it_does_not_apply():
     data = _data()
     data["h"] = np.where(np.arange(len(data)) % 2 == 0, "odd", "even")
     crossed = hb.make_design("y ~ x + (1 | g) + (1 | h)", data)
-    assert not packed_applies(crossed, hb.make_priors(crossed))  # h's effects are sampled
+    assert hb.make_model(crossed).packed is None  # h's effects are sampled
     single = hb.make_design("y ~ x + (1 | g)", data)
-    assert packed_applies(single, hb.make_priors(single))
+    assert hb.make_model(single).packed is not None
 
 
 @pytest.mark.sampling
-def test_posterior_matches_the_pymc_built_marginal_model(fits, monkeypatch):
-    """The default fit (this module) and the PyMC-built marginal model (nutpie on PyTensor's
-    code) sample the same posterior: every fixed effect, SD, correlation and sigma agree
-    within Monte Carlo error (|z| < 4), on sleepstudy."""
+def test_posterior_matches_nutpie_on_the_pymc_model(fits):
+    """The default fit (nutpie on the packed model) and nutpie on the PyMC model (the same
+    kernels through the Op, PyMC's LKJCorr and transforms) sample the same posterior: every
+    fixed effect, SD, correlation and sigma agree within Monte Carlo error (|z| < 4), on
+    sleepstudy."""
+    import dataclasses
+
     import arviz as az
 
-    import hierbayes.api
-
     packed, _ = fits("sleepstudy_rs_reml")
-    assert packed.posterior.attrs.get("log_density") == "hierbayes.marginal_numba"
-    monkeypatch.setattr(hierbayes.api, "packed_applies", lambda *args: False)
-    pymc_built = hb.fit("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), random_seed=11,
-                        progressbar=False)  # fmt: skip
-    assert "log_density" not in pymc_built.posterior.attrs
+    assert packed.posterior.attrs.get("log_density") == "hierbayes.marginal"
+    model = packed.built
+    # a prior the kernels could not evaluate sends the model through PyMC
+    through_pymc = dataclasses.replace(model, packed=dataclasses.replace(model.packed, priors_packed=False))
+    pymc_built = hb.sample_model(through_pymc, random_seed=11, progressbar=False)
+    assert pymc_built.sampler == "nutpie" and "log_density" not in pymc_built.idata.posterior.attrs
     for var in ("b", "sd_Subject", "cor_Subject", "sigma"):
-        a, b = packed.posterior[var], pymc_built.posterior[var]
+        a, b = packed.posterior[var], pymc_built.idata.posterior[var]
         se = np.sqrt(az.mcse(packed.idata, var_names=[var])[var] ** 2 + az.mcse(pymc_built.idata, var_names=[var])[var] ** 2)
         z = ((a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / se).values.reshape(-1)
         z = z[np.isfinite(z)]  # the correlation matrix's constant diagonal
@@ -174,11 +176,11 @@ def _nested_data(seed=3):
 
 
 def _nested(formula):
-    from hierbayes.marginal import nested_factors
+    from hierbayes.marginal.stats import nested_factors
 
     design = hb.make_design(formula, _nested_data())
     priors = hb.make_priors(design)
-    assert nested_factors(design) == ("h", "h:g") and packed_applies(design, priors)
+    assert nested_factors(design) == ("h", "h:g") and hb.make_model(design, priors).packed is not None
     return design, pack_model(design, priors)
 
 
@@ -230,15 +232,15 @@ def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
     """A draw is m + T z (z the standard normals the kernel is given): with z = 0 it is the
     posterior mean of all group effects given the parameters, and T T' their posterior
     covariance, both against the dense Gaussian (G^{-1} + Z'Z / sigma^2)^{-1}."""
-    from hierbayes.marginal import nested_stats
-    from hierbayes.marginal_numba import draw_nested_effects
+    from hierbayes.marginal.nested import draw_nested_effects
+    from hierbayes.marginal.stats import nested_stats
 
     design, packed = _nested(formula)
     ns = nested_stats(design)
     x = packed.start + np.random.default_rng(2).normal(0, 0.5, packed.n_dim)
     b, lam, sigma = packed.natural(x)
     q1 = sum(blk.size for blk in packed.blocks if blk.group == "h:g")
-    C, S = len(ns.n_c), len(ns.n_s)
+    C, S = len(ns.outer_of), len(ns.n_s)
     q2 = packed.q - q1
 
     def draw(z_in, z_out):
@@ -258,13 +260,12 @@ def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
 
 
 @pytest.mark.sampling
-def test_nested_fit_matches_the_model_that_samples_the_outer_effects(monkeypatch):
-    """Both factors integrated out (default) against the PyMC-built model that samples the
-    school effects: fixed effects, SDs and sigma within Monte Carlo error, group effects'
-    posterior means within 0.1 posterior SD and their SDs within 10%."""
+def test_nested_fit_is_the_same_model_with_pymcs_sampler():
+    """``sampler="pymc"`` integrates out the same two nested factors as the default (the
+    same kernels, through the Op) and stores the same LOO units (schools): fixed effects,
+    SDs and sigma agree within Monte Carlo error, group effects' posterior means within
+    0.1 posterior SD and their SDs within 10%."""
     import arviz as az
-
-    import hierbayes.api
 
     rng = np.random.default_rng(5)
     rows = []
@@ -284,9 +285,11 @@ def test_nested_fit_matches_the_model_that_samples_the_outer_effects(monkeypatch
     table = text.split("correlations):\n")[1].split("\nNumber of obs")[0].splitlines()
     assert len({len(line.replace("  Corr", "").rstrip()) for line in table}) == 1, table
     assert both.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
-    monkeypatch.setattr(hierbayes.api, "packed_applies", lambda *args: False)
-    one = hb.fit(formula, data, random_seed=2, progressbar=False)
-    assert "group effects of 'school:class' integrated out" in one.summary()
+    one = hb.fit(formula, data, random_seed=2, progressbar=False, sampler="pymc", draws=500)
+    assert one.sampler == "pymc" and one.integrated == both.integrated == ("school", "school:class")
+    assert "'school' and 'school:class' integrated out" in one.summary()
+    assert one.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
+    assert one.loo().n_data_points == both.loo().n_data_points == 25
     for var in ("b", "sd_school", "sd_school:class", "sigma"):
         a, b = both.posterior[var], one.posterior[var]
         se = np.sqrt(az.mcse(both.idata, var_names=[var])[var] ** 2 + az.mcse(one.idata, var_names=[var])[var] ** 2)
@@ -297,3 +300,22 @@ def test_nested_fit_matches_the_model_that_samples_the_outer_effects(monkeypatch
         sd = b.std(("chain", "draw"))
         assert float(np.abs((a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / sd).max()) < 0.1
         np.testing.assert_allclose(a.std(("chain", "draw")), sd, rtol=0.1)
+
+
+@pytest.mark.parametrize("formula", [SINGLE_FACTOR[1], SINGLE_FACTOR[2], NESTED[0], NESTED[3]])
+def test_the_op_that_serves_pymc_has_the_kernels_gradient(formula):
+    """PyMC reaches the kernels through one Op: its value is the packed model's
+    log-likelihood and its gradient in (b, Lambda, sigma) passes PyTensor's finite-difference
+    check (one factor: hand-written gradient; nested: hand-written for one effect per class,
+    complex step otherwise)."""
+    import pytensor
+
+    from hierbayes.marginal.graph import IntegratedLoglik
+
+    design, packed = _nested(formula) if "h" in formula else _packed(formula)
+    x = packed.start + np.random.default_rng(4).normal(0, 0.5, packed.n_dim)
+    b, lam, sigma = packed.natural(x)
+    op = IntegratedLoglik(packed)
+    assert float(op(b, lam, sigma).eval()) == pytest.approx(packed.loglik(x), rel=1e-12)
+    pytensor.gradient.verify_grad(lambda b_, l_, s_: op(b_, pytensor.tensor.tril(l_), s_), [b, lam, np.asarray(sigma)],
+                                  rng=np.random.default_rng(5), abs_tol=1e-5, rel_tol=1e-5)  # fmt: skip

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes.marginal_numba import pack_model
+from hierbayes.marginal.density import pack_model
 from hierbayes.sampling import sampler_errors
 
 # Simulated from y ~ x + (x | g) with parameters drawn from these priors (12 groups, 151 rows):

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.build import build_model, choose_parameterization, information_ratio
+from hierbayes.model import build_model, choose_parameterization, information_ratio
 from hierbayes.design import make_design
 
 

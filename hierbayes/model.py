@@ -1,15 +1,16 @@
-"""Stage 4: Design + Priors -> pymc.Model (non-centred, LKJ prior per correlated block).
+"""Stage 4: Design + Priors -> Model: what NUTS samples, built in PyMC only when asked for.
 
-Parameters in the posterior, named as brms names them:
+``make_model`` decides, from the design alone, the method (``marginal``: group effects
+integrated out, see ``hierbayes.marginal``; ``full``: all sampled), which factors are
+integrated out, and how sampled group effects are parameterised; it packs the sufficient
+statistics where the numba kernels apply (one grouping factor, or two nested ones). The
+``Model`` it returns builds its ``pymc.Model`` on first use: the default sampler runs the
+packed model directly and never needs one.
 
-- ``b`` (dim ``term``): every fixed effect on the data's scale, ``(Intercept)`` included.
-  Sampled as ``Intercept_c`` (the intercept at the predictors' means) and ``beta`` (slopes).
-- ``sd_<block>`` (dim ``<block>__effect``): group-level SDs.
-- ``cor_<block>``: the correlation matrix of a correlated block, with Cholesky factor
-  ``L_<block>`` ~ LKJ(eta).
-- ``r_<block>`` (dims ``<group>``, ``<block>__effect``): the group deviations
-  b_j = diag(sd) L z_j, with ``z_<block>`` standard normal (non-centred).
-- ``sigma``: the residual SD.
+Parameters of the PyMC model (names from ``hierbayes.names``): ``b`` (sampled as
+``Intercept_c`` and ``beta``), ``sd_<block>``, ``L_<block>`` ~ LKJ(eta) and ``cor_<block>``
+for a correlated block, ``r_<block>`` = diag(sd) L z_j (``z_<block>`` standard normal,
+non-centred) for sampled group effects, and ``sigma``.
 
 Non-centred sampling suits groups that the data say little about; when every group is well
 informed (many rows per group against a large between-group SD) the centred form
@@ -21,16 +22,21 @@ non-centred. Users can force either, for all blocks or by block name.
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from . import names
 from .design import DataError, Design
+from .marginal.density import PackedModel, pack_model
+from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
+from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
 from .priors import Prior, Priors, make_priors
 
-__all__ = ["build_model", "choose_method", "choose_parameterization", "information_ratio"]
+__all__ = ["Model", "make_model", "build_model", "choose_method", "choose_parameterization", "information_ratio"]
 
 
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
@@ -39,15 +45,49 @@ PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 METHODS = ("auto", "marginal", "full")
 
 
-def observed_name(design: Design) -> str:
-    """The observed variable's name: the response's, or ``y`` for an expression (``log(y)``)."""
-    return design.response if re.fullmatch(r"[A-Za-z_]\w*", design.response) else "y"
+@dataclass(frozen=True)
+class Model:
+    """What NUTS samples: the design, its priors, the method, the factors whose effects are
+    integrated out (empty for ``full``), how sampled blocks are parameterised, and the packed
+    model where the numba kernels apply. ``pymc`` builds the PyMC model on first use."""
+
+    design: Design = field(repr=False)
+    priors: Priors = field(repr=False)
+    method: str
+    integrated: tuple[str, ...]
+    parameterization: dict = field(repr=False)
+    packed: PackedModel | None = field(default=None, repr=False)
+
+    @cached_property
+    def pymc(self) -> pm.Model:
+        """The ``pymc.Model`` (built once, on first use); change it freely before sampling."""
+        if self.method == "marginal":
+            return _marginal_model(self)
+        with pm.Model(coords=_coords(self.design)) as model:
+            mu, _ = _fixed_part(self.design, self.priors)
+            for block in self.design.blocks:
+                mu = mu + _group_part(self.design, block, self.priors, self.parameterization[block.name])
+            sigma = _variable(names.SIGMA, [self.priors.get("sigma")])
+            pm.Normal(names.observed(self.design.response), mu=mu, sigma=sigma, observed=self.design.y)
+        return model
+
+
+def make_model(design: Design, priors: Priors | dict | None = None, method: str = "auto",
+               parameterization: str | dict = "auto") -> Model:
+    """Decide how ``design`` is sampled (see the module docstring); builds nothing in PyMC yet."""
+    priors = make_priors(design, priors)
+    method = choose_method(design, method)
+    _coords(design)  # a grouping factor named like a posterior variable fails here, before sampling
+    integrated = integrated_factors(design) if method == "marginal" else ()
+    sampled = sampled_blocks(design) if method == "marginal" else design.blocks
+    chosen = choose_parameterization(design, parameterization)
+    chosen = {name: how for name, how in chosen.items() if name in {b.name for b in sampled}}
+    packed = pack_model(design, priors) if method == "marginal" and not sampled else None
+    return Model(design, priors, method, integrated, chosen, packed)
 
 
 def choose_method(design: Design, method: str = "auto") -> str:
     """``marginal`` (group effects integrated out) where it applies, else ``full``."""
-    from .marginal import marginal_applies
-
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     ok, why = marginal_applies(design)
@@ -67,58 +107,43 @@ def build_model(
     ``method="marginal"`` integrates the group effects out (see ``hierbayes.marginal``): the
     model then has no ``r_<block>`` variables; ``hb.fit`` draws them exactly after sampling.
     """
-    priors = make_priors(design, priors)
-    if choose_method(design, method) == "marginal":
-        return _marginal_model(design, priors, parameterization)
-    chosen = choose_parameterization(design, parameterization)
-    with pm.Model(coords=_coords(design)) as model:
-        mu, _ = _fixed_part(design, priors)
-        for block in design.blocks:
-            mu = mu + _group_part(design, block, priors, chosen[block.name])
-        sigma = _variable("sigma", [priors.get("sigma")])
-        pm.Normal(observed_name(design), mu=mu, sigma=sigma, observed=design.y)
-    return model
-
-
-# names the posterior already uses for variables or dimensions; a grouping factor cannot share one
-RESERVED = ("b", "beta", "Intercept_c", "sigma", "term", "beta_term", "chain", "draw")
+    return make_model(design, priors, method, parameterization).pymc
 
 
 def _coords(design: Design) -> dict:
-    coords: dict[str, tuple[str, ...]] = {"term": design.fixed_terms}
+    coords: dict[str, tuple[str, ...]] = {names.TERM: design.fixed_terms}
     for factor in design.factors:
-        if factor in RESERVED:
+        if factor in names.RESERVED:
             raise DataError(
                 f"grouping factor {factor!r} has the name of a posterior variable or dimension "
-                f"({', '.join(RESERVED)}); rename the column, e.g. data.rename(columns={{{factor!r}: "
+                f"({', '.join(names.RESERVED)}); rename the column, e.g. data.rename(columns={{{factor!r}: "
                 f"{factor + '_group'!r}}})"
             )
     for block in design.blocks:
         coords[block.group] = design.factors[block.group].levels
-        coords[f"{block.name}__effect"] = block.terms
+        coords[names.effect_dim(block)] = block.terms
         if block.correlated:
-            coords[f"{block.name}__effect_bis"] = block.terms
+            coords[names.effect_dim_bis(block)] = block.terms
     return coords
 
 
-def _marginal_model(design: Design, priors: Priors, parameterization="auto") -> pm.Model:
-    """Fixed effects, SDs, LKJ correlations and sigma; the group effects of the factor with
-    the most levels integrated out, those of any other factor sampled as in the full model."""
-    from .marginal import add_marginal_likelihood, integrated_blocks, sampled_blocks
-
+def _marginal_model(model: Model) -> pm.Model:
+    """Fixed effects, SDs, LKJ correlations and sigma, with the integrated factors' effects
+    integrated out (the numba kernels through an Op, or PyTensor arithmetic with crossed
+    factors, whose other effects are sampled as in the full model)."""
+    design, priors = model.design, model.priors
     blocks, others = integrated_blocks(design), sampled_blocks(design)
-    chosen = choose_parameterization(design, parameterization) if others else {}
     q = sum(b.size for b in blocks)
-    with pm.Model(coords=_coords(design)) as model:
+    with pm.Model(coords=_coords(design)) as pymc_model:
         mu, b = _fixed_part(design, priors, rows=bool(others))
         for block in others:
-            mu = mu + _group_part(design, block, priors, chosen[block.name])
+            mu = mu + _group_part(design, block, priors, model.parameterization[block.name])
         # Lambda = blockdiag(diag(sd) L) entry by entry; None marks a structural zero
         Lambda: list[list] = [[None] * q for _ in range(q)]
         start = 0
         for block in blocks:
-            sd = _variable(f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms],
-                           dims=f"{block.name}__effect")  # fmt: skip
+            sd = _variable(names.sd(block), [priors.get("sd", block.name, t) for t in block.terms],
+                           dims=names.effect_dim(block))  # fmt: skip
             chol = _correlation(block, priors) if block.correlated else None
             for i in range(block.size):
                 for k in range(i + 1):
@@ -127,17 +152,19 @@ def _marginal_model(design: Design, priors: Priors, parameterization="auto") -> 
                     elif i == k:
                         Lambda[start + i][start + i] = sd[i]
             start += block.size
-        sigma = _variable("sigma", [priors.get("sigma")])
-        add_marginal_likelihood(design, b, Lambda, sigma, mu_rows=mu if others else None)
-    return model
+        sigma = _variable(names.SIGMA, [priors.get("sigma")])
+        if others:
+            add_crossed_likelihood(design, Lambda, sigma, mu)
+        else:
+            add_integrated_likelihood(model.packed, b, Lambda, sigma)
+    return pymc_model
 
 
 def _correlation(block, priors: Priors):
     """The block's LKJ Cholesky factor, with its correlation matrix kept as ``cor_<block>``."""
-    effect = f"{block.name}__effect"
     eta = priors.get("cor", block.name).kwargs["eta"]
-    chol = pm.LKJCorr(f"L_{block.name}", n=block.size, eta=eta)
-    pm.Deterministic(f"cor_{block.name}", chol @ chol.T, dims=(effect, f"{effect}_bis"))
+    chol = pm.LKJCorr(names.chol(block), n=block.size, eta=eta)
+    pm.Deterministic(names.cor(block), chol @ chol.T, dims=(names.effect_dim(block), names.effect_dim_bis(block)))
     return chol
 
 
@@ -148,25 +175,25 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
     slopes = [k for k, t in enumerate(terms) if t != "(Intercept)"]
     beta = None
     if slopes:
-        pm.Model.get_context().add_coord("beta_term", [terms[k] for k in slopes])
-        beta = _variable("beta", [priors.get("b", coef=terms[k]) for k in slopes], dims="beta_term")
+        pm.Model.get_context().add_coord(names.SLOPE_TERM, [terms[k] for k in slopes])
+        beta = _variable(names.SLOPES, [priors.get("b", coef=terms[k]) for k in slopes], dims=names.SLOPE_TERM)
     if not design.has_intercept:
         if beta is None:
             raise ValueError("the model has no fixed effects; add an intercept (1) or a predictor")
-        b = pm.Deterministic("b", beta, dims="term")
+        b = pm.Deterministic(names.FIXED, beta, dims=names.TERM)
         return (pt.dot(X[:, slopes], beta) if rows else None), b
 
     means = X[:, slopes].mean(axis=0)
-    intercept_c = _variable("Intercept_c", [priors.get("Intercept")])
+    intercept_c = _variable(names.INTERCEPT_C, [priors.get("Intercept")])
     if beta is None:
-        b = pm.Deterministic("b", intercept_c[None], dims="term")
+        b = pm.Deterministic(names.FIXED, intercept_c[None], dims=names.TERM)
         return (intercept_c * pt.ones(design.n_obs) if rows else None), b
     intercept = intercept_c - pt.dot(means, beta)
     parts = [None] * len(terms)
     parts[terms.index("(Intercept)")] = intercept[None]
     for j, k in enumerate(slopes):
         parts[k] = beta[j : j + 1]
-    b = pm.Deterministic("b", pt.concatenate(parts), dims="term")
+    b = pm.Deterministic(names.FIXED, pt.concatenate(parts), dims=names.TERM)
     return (intercept_c + pt.dot(X[:, slopes] - means, beta) if rows else None), b
 
 
@@ -228,19 +255,17 @@ def _fixed_residuals(design: Design) -> np.ndarray:
 
 def _group_part(design: Design, block, priors: Priors, how: str):
     """Z_j b_j for every row, with b_j = diag(sd) L z_j (non-centred) or b_j ~ N(0, sd)."""
-    effect = f"{block.name}__effect"
-    sd = _variable(
-        f"sd_{block.name}", [priors.get("sd", block.name, t) for t in block.terms], dims=effect
-    )
+    effect = names.effect_dim(block)
+    sd = _variable(names.sd(block), [priors.get("sd", block.name, t) for t in block.terms], dims=effect)
     if how == "centered":
-        r = pm.Normal(f"r_{block.name}", 0.0, sd, dims=(block.group, effect))
+        r = pm.Normal(names.effects(block), 0.0, sd, dims=(block.group, effect))
     else:
-        z = pm.Normal(f"z_{block.name}", 0.0, 1.0, dims=(block.group, effect))
+        z = pm.Normal(names.std_normal(block), 0.0, 1.0, dims=(block.group, effect))
         if block.correlated:
             r = pt.dot(z, _correlation(block, priors).T) * sd
         else:
             r = z * sd
-        r = pm.Deterministic(f"r_{block.name}", r, dims=(block.group, effect))
+        r = pm.Deterministic(names.effects(block), r, dims=(block.group, effect))
     codes = design.factors[block.group].codes
     if block.size == 1:
         return r[codes, 0] * block.Z[:, 0]
