@@ -1,4 +1,4 @@
-"""Stage 2: evaluate a ModelSpec on a DataFrame.
+"""Stage 2: ModelSpec + DataFrame (+ family) -> Design, the spec evaluated on the data.
 
 Produces the response vector, the fixed-effects matrix X, and for every random-effect block
 its matrix Z and the integer codes of its grouping factor. Terms are evaluated by ``formulae``

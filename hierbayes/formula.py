@@ -1,4 +1,4 @@
-"""Stage 1: parse an lme4-style formula into a ModelSpec.
+"""Stage 1: formula text -> ModelSpec (response, fixed terms, random-effect blocks).
 
 The bar structure (``(x | g)``, ``(x || g)``, ``(1 | a/b)``) is parsed here, because the
 formula engine ``formulae`` loses it; the terms on either side of a bar are left as text for

@@ -19,7 +19,7 @@ import pandas as pd
 from . import names
 from .formula import parse_formula
 from .newdata import NewData, evaluate_new_data
-from .summarize import SAMPLE_DIMS, as_draws, stats
+from .summarize import SAMPLE_DIMS, as_draws, block_cholesky, stats
 
 __all__ = ["predict"]
 
@@ -109,10 +109,6 @@ def _factors(design, re_form) -> list[str]:
 
 def _population_draws(fit, block, n_levels, rng) -> np.ndarray:
     """Per posterior draw, ``n_levels`` new group effects from N(0, G): (chain, draw, n, q)."""
-    sd = fit.posterior[names.sd(block)].transpose(*SAMPLE_DIMS, ...).values  # (c, d, q)
-    z = rng.standard_normal((*sd.shape[:2], n_levels, block.size))
-    if block.correlated:
-        cor = fit.posterior[names.cor(block)].transpose(*SAMPLE_DIMS, ...).values
-        chol = np.linalg.cholesky(cor + 1e-12 * np.eye(block.size))
-        z = np.einsum("cdkl,cdnl->cdnk", chol, z)
-    return z * sd[:, :, None, :]
+    lam = block_cholesky(fit.posterior, [block])  # (c, d, q, q)
+    z = rng.standard_normal((*lam.shape[:2], n_levels, block.size))
+    return np.einsum("cdkl,cdnl->cdnk", lam, z)

@@ -1,4 +1,4 @@
-"""Stage 3: default priors scaled to the data, user overrides, and a printable prior table.
+"""Stage 3: Design (+ overrides) -> Priors: defaults scaled to the data, a printable prior table.
 
 Defaults (the README documents them; s_y is the SD of the response, s_x of a predictor column):
 

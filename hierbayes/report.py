@@ -145,8 +145,7 @@ def _estimates(fit, table, at, where, notes) -> list[Table]:
 def _model_line(fit, where) -> str:
     how = f"NUTS via {fit.sampler}"
     if fit.method == "marginal":
-        factors = fit.idata.posterior.attrs.get("integrated_factors", "")
-        how += f"; the group effects of {factors} integrated out and drawn exactly afterwards"
+        how += f"; the group effects of {', '.join(fit.integrated)} integrated out and drawn exactly afterwards"
     text = f"Family: {fit.design.family.label}. Fit: {how}."
     if where:
         text += f" ICC, variance shares and Nakagawa's R² are {where}."

@@ -1,4 +1,5 @@
-"""Posterior draws -> table rows: mean, sd and an interval, shared by every results table."""
+"""Posterior draws -> table rows (mean, sd and an interval) and the blocks' Cholesky factors,
+shared by every results table and the draws afterwards."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import names
 from .names import SAMPLE_DIMS
 
-__all__ = ["SAMPLE_DIMS", "stats", "as_draws"]
+__all__ = ["SAMPLE_DIMS", "stats", "as_draws", "block_cholesky"]
 
 
 def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
@@ -47,3 +49,20 @@ def as_draws(values: np.ndarray, like: xr.DataArray | xr.Dataset, dims: tuple[st
         dims=(*SAMPLE_DIMS, *dims),
         coords={"chain": like["chain"].values, "draw": like["draw"].values, **(coords or {})},
     )
+
+
+def block_cholesky(posterior: xr.Dataset, blocks) -> np.ndarray:
+    """Draws of Lambda = blockdiag(diag(sd) L) over ``blocks`` in their order, the Cholesky
+    factor of their joint covariance G = Lambda Lambda': (chain, draw, q, q)."""
+    q = sum(b.size for b in blocks)
+    out = np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], q, q))
+    start = 0
+    for block in blocks:
+        sd = posterior[names.sd(block)].transpose(*SAMPLE_DIMS, ...).values
+        sl = slice(start, start + block.size)
+        if block.correlated:
+            out[:, :, sl, sl] = sd[..., :, None] * posterior[names.chol(block)].transpose(*SAMPLE_DIMS, ...).values
+        else:
+            out[:, :, sl, sl] = sd[..., :, None] * np.eye(block.size)
+        start += block.size
+    return out

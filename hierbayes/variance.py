@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from . import names
-from .summarize import SAMPLE_DIMS, as_draws, stats
+from .summarize import SAMPLE_DIMS, as_draws, block_cholesky, stats
 
 __all__ = ["block_covariance", "factor_variances", "residual_variance", "variance_components", "icc", "r2",
            "variance_reduction"]  # fmt: skip
@@ -39,11 +39,8 @@ __all__ = ["block_covariance", "factor_variances", "residual_variance", "varianc
 
 def block_covariance(fit, block) -> np.ndarray:
     """Draws of the block's covariance matrix G, shape (chain, draw, q, q)."""
-    sd = fit.posterior[names.sd(block)].transpose(*SAMPLE_DIMS, ...).values
-    if block.correlated:
-        cor = fit.posterior[names.cor(block)].transpose(*SAMPLE_DIMS, ...).values
-        return sd[..., :, None] * cor * sd[..., None, :]
-    return sd[..., :, None] ** 2 * np.eye(block.size)
+    lam = block_cholesky(fit.posterior, [block])
+    return lam @ np.swapaxes(lam, -1, -2)
 
 
 def factor_variances(fit, at: dict | None = None) -> dict[str, np.ndarray]:
