@@ -36,5 +36,5 @@ pip install --upgrade pip
 step "installing hierbayes${1:+ with the '$1' extra} and its dependencies (a few minutes on a fresh machine)"
 pip install -e "$spec"
 step "compiling the numba code of the integrated-out model (cached on disk; later fits start at once)"
-.venv/bin/python -m hierbayes.marginal.run
+.venv/bin/python -c "from hierbayes.marginal.run import warm_up; warm_up()"
 step "done: .venv/bin/python and .venv/bin/hierbayes are ready"

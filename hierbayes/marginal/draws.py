@@ -36,7 +36,7 @@ def complete(design, posterior: xr.Dataset, packed=None, random_seed=None):
     ``packed`` (the model's ``PackedModel``) is needed with two nested factors."""
     if nested_factors(design) is not None:
         return draw_nested_group_effects(design, posterior, packed, random_seed=random_seed)
-    return draw_group_effects(design, posterior, random_seed=random_seed)
+    return draw_group_effects(design, posterior, packed, random_seed=random_seed)
 
 
 def lambda_draws(design, posterior: xr.Dataset, blocks=None) -> np.ndarray:
@@ -44,13 +44,13 @@ def lambda_draws(design, posterior: xr.Dataset, blocks=None) -> np.ndarray:
     return block_cholesky(posterior, integrated_blocks(design) if blocks is None else blocks)
 
 
-def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: int = 100):
+def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=None, chunk: int = 100):
     """Exact draws of every block's group effects given each posterior draw: ``r_<block>``,
     and each group's marginal log-likelihood log N(y_j | X_j beta, V_j) per draw.
 
     Returns ({``r_<block>``: draws}, log-likelihood draws with dims (chain, draw, group)).
-    Vectorised over groups and over chunks of draws; the Cholesky factor and the solves are
-    element-wise in q, as in the likelihood.
+    One factor: the compiled kernel on ``packed``'s buffer; crossed factors (``packed`` None):
+    NumPy on chunks of draws, element-wise in q.
     """
     rng = np.random.default_rng(random_seed)
     s = sufficient_stats(design)
@@ -67,8 +67,8 @@ def draw_group_effects(design, posterior: xr.Dataset, random_seed=None, chunk: i
         sl = slice(start, start + chunk)
         if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics
             z = rng.standard_normal((len(b[sl]), J, q))
-            draw_effects(b[sl], lam[sl], sigma[sl], z, s.ZtZ, s.ZtX, s.Zty, s.n_j, s.yty_j, s.Xty_j, s.XtX_j,
-                         effects[sl], loglik[sl])  # fmt: skip
+            draw_effects(b[sl], lam[sl], sigma[sl], z, packed.buffer, s.n_j, s.yty_j, s.Xty_j, s.XtX_j, effects[sl],
+                         loglik[sl])  # fmt: skip
             continue
         s2 = sigma[sl, None] ** 2  # (S, 1)
         Ztr, rtr = residuals.cross_products(sl, s)  # (S, J, q), (S, J)

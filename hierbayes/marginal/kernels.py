@@ -30,7 +30,7 @@ import numpy as np
 
 from .layout import H_J, H_N, H_P, H_Q, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ
 
-__all__ = ["loglik_grad", "cholesky", "chol_solve", "draw_effects"]
+__all__ = ["loglik_grad", "residual_ss", "totals_residual", "cholesky", "chol_solve", "draw_effects"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -38,18 +38,10 @@ def loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     """The marginal log-likelihood at (b, Lambda, sigma); fills its gradient in b and Lambda
     and returns (loglik, d loglik / d sigma)."""
     p, q, J = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J])
-    n, yty = buf[H_N], buf[H_YTY]
-    XtX, Xty = int(buf[OFF_XTX]), int(buf[OFF_XTY])
+    n = buf[H_N]
     s2 = sigma * sigma
-    # X'r and r'r from the totals
     Xtr = np.empty(p)
-    rtr = yty
-    for a in range(p):
-        xb = 0.0
-        for c in range(p):
-            xb += buf[XtX + a * p + c] * b[c]
-        Xtr[a] = buf[Xty + a] - xb
-        rtr -= 2 * buf[Xty + a] * b[a] - b[a] * xb
+    rtr = totals_residual(buf, b, Xtr)
     g_b[:] = 0.0
     g_lam[:, :] = 0.0
     if q == 1:
@@ -70,11 +62,62 @@ def loglik_grad(b, lam, sigma, buf, g_b, g_lam):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def residual_ss(yty, Xty, XtX, b, Xtr):
+    """r'r = y'y - 2 b'X'y + b'X'X b (X'X flattened row-major) and X'r = X'y - X'X b into
+    ``Xtr``, from cross-products of any set of rows (any dtype)."""
+    p = b.shape[0]
+    rtr = yty + 0.0 * b[0]
+    for a in range(p):
+        xb = 0.0 * b[0]
+        for c in range(p):
+            xb += XtX[a * p + c] * b[c]
+        Xtr[a] = Xty[a] - xb
+        rtr += -2 * Xty[a] * b[a] + b[a] * xb
+    return rtr
+
+
+@numba.njit(cache=True, error_model="numpy")
+def totals_residual(buf, b, Xtr):
+    """``residual_ss`` over all rows, from the packed totals."""
+    p, XtX, Xty = int(buf[H_P]), int(buf[OFF_XTX]), int(buf[OFF_XTY])
+    return residual_ss(buf[H_YTY], buf[Xty : Xty + p], buf[XtX : XtX + p * p], b, Xtr)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _group_system(j, lam, s2, b, buf, c, AL, M, L):
+    """Group j's Woodbury system: c = Z'y - Z'X b, A Lambda (A = Z'Z), M = sigma^2 I +
+    Lambda' A Lambda and its Cholesky factor L; returns log|M|. The one per-group step of the
+    general-q log density and of the exact draws."""
+    p, q = int(buf[H_P]), int(buf[H_Q])
+    A, ZtX, Zty = int(buf[OFF_ZTZ]) + j * q * q, int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
+    for a in range(q):  # c_j = Z'y - Z'X b
+        s = buf[Zty + j * q + a]
+        base = ZtX + (j * q + a) * p
+        for k in range(p):
+            s -= buf[base + k] * b[k]
+        c[a] = s
+    for a in range(q):  # A Lambda (Lambda lower triangular)
+        for k in range(q):
+            s = 0.0
+            for m in range(k, q):
+                s += buf[A + a * q + m] * lam[m, k]
+            AL[a, k] = s
+    for a in range(q):  # M = sigma^2 I + Lambda' A Lambda
+        for k in range(a + 1):
+            s = s2 if a == k else 0.0
+            for m in range(a, q):
+                s += lam[m, a] * AL[m, k]
+            M[a, k] = s
+            M[k, a] = s
+    return cholesky(M, L)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _groups(lam, s2, b, buf, g_b, g_lam):
     """Sums over groups of log|M_j|, w_j'v_j, tr M_j^{-1} and v_j'v_j, and the groups' parts
     of the gradient (added to g_b and g_lam); any q, by loops."""
     p, q, J = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J])
-    ZtZ, ZtX, Zty = int(buf[OFF_ZTZ]), int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
+    ZtX = int(buf[OFF_ZTX])
     cvec = np.empty(q)
     AL = np.empty((q, q))
     M = np.empty((q, q))
@@ -88,27 +131,7 @@ def _groups(lam, s2, b, buf, g_b, g_lam):
     trace = 0.0
     vtv = 0.0
     for j in range(J):
-        A = buf[ZtZ + j * q * q : ZtZ + (j + 1) * q * q]
-        for a in range(q):  # c_j = Z'y - Z'X b
-            s = buf[Zty + j * q + a]
-            base = ZtX + (j * q + a) * p
-            for c in range(p):
-                s -= buf[base + c] * b[c]
-            cvec[a] = s
-        for a in range(q):  # A Lambda (Lambda lower triangular)
-            for c in range(q):
-                s = 0.0
-                for m in range(c, q):
-                    s += A[a * q + m] * lam[m, c]
-                AL[a, c] = s
-        for a in range(q):  # M = sigma^2 I + Lambda' A Lambda
-            for c in range(a + 1):
-                s = s2 if a == c else 0.0
-                for m in range(a, q):
-                    s += lam[m, a] * AL[m, c]
-                M[a, c] = s
-                M[c, a] = s
-        logdet += cholesky(M, L)
+        logdet += _group_system(j, lam, s2, b, buf, cvec, AL, M, L)
         for a in range(q):  # w = Lambda' c
             s = 0.0
             for m in range(a, q):
@@ -311,10 +334,11 @@ def cholesky(M, L):
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
+def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
     """For each draw s and group j: b_j = Lambda_s (v + sigma L^{-T} z_sj), with M = L L' and
     v = M^{-1} Lambda' c_j (an exact draw of the group effects given the draw's parameters),
-    and the group's marginal log-likelihood. Fills ``effects`` (S, J, q) and ``loglik`` (S, J)."""
+    and the group's marginal log-likelihood (from its own y'y, X'y, X'X). Fills ``effects``
+    (S, J, q) and ``loglik`` (S, J)."""
     S, J, q = z.shape
     p = b.shape[1]
     for s in numba.prange(S):  # draws in parallel
@@ -324,33 +348,12 @@ def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effe
         L = np.empty((q, q))
         w = np.empty(q)
         eta = np.empty(q)
+        Xtr = np.empty(p)
         s2 = sigma[s] * sigma[s]
         lm = lam[s]
         for j in range(J):
-            rtr = yty_j[j]
-            for a in range(p):
-                xb = 0.0
-                for k in range(p):
-                    xb += XtX_j[j, a, k] * b[s, k]
-                rtr += -2 * Xty_j[j, a] * b[s, a] + b[s, a] * xb
-            for a in range(q):
-                t = Zty[j, a]
-                for k in range(p):
-                    t -= ZtX[j, a, k] * b[s, k]
-                c[a] = t
-            for a in range(q):
-                for k in range(q):
-                    t = 0.0
-                    for m in range(k, q):
-                        t += ZtZ[j, a, m] * lm[m, k]
-                    AL[a, k] = t
-            for a in range(q):  # M = sigma^2 I + Lambda' A Lambda
-                for k in range(a + 1):
-                    t = s2 if a == k else 0.0
-                    for m in range(a, q):
-                        t += lm[m, a] * AL[m, k]
-                    M[a, k] = t
-            logdet = cholesky(M, L)
+            rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j].reshape(p * p), b[s], Xtr)
+            logdet = _group_system(j, lm, s2, b[s], buf, c, AL, M, L)
             quad = 0.0
             for a in range(q):  # forward: L w = Lambda' c
                 t = 0.0
@@ -372,4 +375,3 @@ def draw_effects(b, lam, sigma, z, ZtZ, ZtX, Zty, n_j, yty_j, Xty_j, XtX_j, effe
                 for m in range(a + 1):
                     t += lm[a, m] * eta[m]
                 effects[s, j, a] = t
-

@@ -23,10 +23,10 @@ import math
 import numba
 import numpy as np
 
-from .kernels import chol_solve, cholesky
+from .kernels import chol_solve, cholesky, residual_ss, totals_residual
 from .layout import (
-    H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1, H_YTY, OFF_N_C, OFF_OUTER_OF, OFF_UTU, OFF_UTX, OFF_UTY, OFF_XTX, OFF_XTY,
-    OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ,
+    H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1, OFF_N_C, OFF_OUTER_OF, OFF_UTU, OFF_UTX, OFF_UTY, OFF_ZTU, OFF_ZTX, OFF_ZTY,
+    OFF_ZTZ,
 )  # fmt: skip
 
 __all__ = ["nested_loglik", "nested_q1_loglik_grad", "draw_nested_effects"]
@@ -103,15 +103,9 @@ def nested_loglik(b, lam, sigma, buf):
     p, Q, q1, C, S = int(buf[H_P]), int(buf[H_Q]), int(buf[H_Q1]), int(buf[H_J]), int(buf[H_NOUTER])
     q2 = Q - q1
     outer_of = _nested_offsets(buf)[0]
-    XtX, Xty = int(buf[OFF_XTX]), int(buf[OFF_XTY])
     s2 = sigma * sigma
     zero = 0.0 * sigma
-    rtr = buf[H_YTY] + zero
-    for a in range(p):
-        xb = zero
-        for c in range(p):
-            xb += buf[XtX + a * p + c] * b[c]
-        rtr += -2 * buf[Xty + a] * b[a] + b[a] * xb
+    rtr = totals_residual(buf, b, np.empty(p, dtype=b.dtype))
     dt = lam.dtype
     B = np.zeros((S, q2, q2), dtype=dt)
     u = np.zeros((S, q2), dtype=dt)
@@ -161,19 +155,12 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     p, Q, C, S = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J]), int(buf[H_NOUTER])
     q2 = Q - 1
     outer_of, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
-    XtX, Xty = int(buf[OFF_XTX]), int(buf[OFF_XTY])
     n = buf[H_N]
     s2 = sigma * sigma
     l1 = lam[0, 0]
     l1sq = l1 * l1
     Xtr = np.empty(p)
-    rtr = buf[H_YTY]
-    for a in range(p):
-        xb = 0.0
-        for c in range(p):
-            xb += buf[XtX + a * p + c] * b[c]
-        Xtr[a] = buf[Xty + a] - xb
-        rtr += -2 * buf[Xty + a] * b[a] + b[a] * xb
+    rtr = totals_residual(buf, b, Xtr)
     u = np.zeros((S, q2))
     B = np.zeros((S, q2, q2))
     logdet = (n - C) * math.log(s2)
@@ -322,6 +309,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
         wY = np.empty((q1, 1 + q2))
         zr = np.empty(q1)
         ur = np.empty(q2)
+        Xtr = np.empty(p)
         for c in range(C):
             s = int(buf[outer_of + c])
             ld, wmw = _inner_group(c, bb, lm, s2, buf, Ls[c], M, rhs, wY, zr, ur, u[s], B[s])
@@ -353,12 +341,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                     t -= LK[a, m] * f[m]
                 f[a] = t / LK[a, a]
                 quad += f[a] * f[a]
-            rtr = yty_s[s]
-            for a in range(p):
-                xb = 0.0
-                for k in range(p):
-                    xb += XtX_s[s, a, k] * bb[k]
-                rtr += -2 * Xty_s[s, a] * bb[a] + bb[a] * xb
+            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s].reshape(p * p), bb, Xtr)
             loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet[s] + logdet_k + (rtr - wMw[s]) / s2 - quad)
             for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
                 t = f[a] + z_out[d, s, a]

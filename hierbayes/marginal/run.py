@@ -1,5 +1,5 @@
 """nutpie on the packed model: no code generation, so no compile step once numba's disk cache
-holds the kernels (``scripts/setup.sh`` fills it by running this module).
+holds the kernels (``scripts/setup.sh`` fills it with ``warm_up``).
 
 ``run_nutpie``: (Design, PackedModel, settings) -> the ArviZ DataTree, whose posterior holds
 ``b``, ``sd_<block>``, ``L_<block>`` and ``cor_<block>`` (correlated blocks) and ``sigma``,
@@ -72,11 +72,18 @@ def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target
 def warm_up() -> None:
     """Compile everything here, or load it from numba's disk cache (``scripts/setup.sh`` runs
     this once after installing, so that the first fit does not wait for the compiler)."""
-    one = np.ones((1, 1, 1))
-    draw_effects(np.zeros((1, 1)), one.copy(), np.ones(1), np.zeros((1, 1, 1)), one.copy(), np.zeros((1, 1, 1)),
-                 np.zeros((1, 1)), np.ones(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1)),
-                 np.empty((1, 1, 1)), np.empty((1, 1)))  # fmt: skip
+    import pandas as pd
 
+    from ..design import make_design
+    from ..priors import make_priors
+    from .density import pack_model
+    from .stats import sufficient_stats
 
-if __name__ == "__main__":
-    warm_up()
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.normal(size=12), "x": rng.normal(size=12), "g": list("abc") * 4})
+    design = make_design("y ~ x + (x | g)", data)
+    packed = pack_model(design, make_priors(design))
+    b, lam, sigma = packed.natural(packed.start)
+    s = sufficient_stats(design)
+    draw_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 3, 2)), packed.buffer, s.n_j, s.yty_j,
+                 s.Xty_j, s.XtX_j, np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip

@@ -46,6 +46,8 @@ def marginal_applies(design) -> tuple[bool, str]:
     """Whether the group effects can be integrated out here, and if not, why."""
     if not design.blocks:
         return False, "the model has no group-level effects"
+    if not design.family.integrates_exactly:
+        return False, f"the {design.family.name} family's group effects cannot be integrated out exactly"
     return True, ""
 
 
