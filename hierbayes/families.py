@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 from scipy import stats
 
 from . import names
@@ -73,6 +74,11 @@ class Family:
     conditional_variance: Callable[[np.ndarray, dict], np.ndarray] = field(repr=False, compare=False)
     latent_residual_variance: Callable[[dict], np.ndarray] = field(repr=False, compare=False)
     random: Callable[[np.ndarray, dict, np.random.Generator], np.ndarray] = field(repr=False, compare=False)
+    # the PyMC distribution of y, and its arguments from the mean and the family's parameters
+    pymc_distribution: str = field(default="Normal", compare=False)
+    pymc_arguments: Callable[[object, dict], dict] = field(default=None, repr=False, compare=False)
+    # whether Gaussian group effects can be integrated out exactly (hierbayes.marginal)
+    integrates_exactly: bool = False
     link: str = "identity"
 
     def __post_init__(self):
@@ -105,6 +111,10 @@ class Family:
         """The latent-scale residual variance that ICC and R² use, per draw of ``params``."""
         return self.latent_residual_variance(params)
 
+    def observe(self, name: str, mu, params: dict, y):
+        """The likelihood of ``y`` in the PyMC model in context (``params``: its variables)."""
+        return getattr(pm, self.pymc_distribution)(name, **self.pymc_arguments(mu, params), observed=y)
+
     def draw(self, mu, params: dict, rng: np.random.Generator):
         """New observations around the means ``mu`` (posterior predictive draws)."""
         return self.random(mu, params, rng)
@@ -135,6 +145,9 @@ GAUSSIAN = Family(
     conditional_variance=lambda mu, p: np.broadcast_to(np.asarray(p[names.SIGMA]) ** 2, np.shape(mu)),
     latent_residual_variance=lambda p: p[names.SIGMA] ** 2,
     random=lambda mu, p, rng: mu + rng.standard_normal(np.shape(mu)) * p[names.SIGMA],
+    pymc_distribution="Normal",
+    pymc_arguments=lambda mu, p: {"mu": mu, "sigma": p[names.SIGMA]},
+    integrates_exactly=True,
 )
 
 FAMILIES: dict[str, Family] = {"gaussian": GAUSSIAN}

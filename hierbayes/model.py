@@ -67,8 +67,9 @@ class Model:
             mu, _ = _fixed_part(self.design, self.priors)
             for block in self.design.blocks:
                 mu = mu + _group_part(self.design, block, self.priors, self.parameterization[block.name])
-            sigma = _variable(names.SIGMA, [self.priors.get("sigma")])
-            pm.Normal(names.observed(self.design.response), mu=mu, sigma=sigma, observed=self.design.y)
+            family = self.design.family
+            params = {p.name: _variable(p.name, [self.priors.get(p.name)]) for p in family.params}
+            family.observe(names.observed(self.design.response), mu, params, self.design.y)
         return model
 
 
