@@ -61,13 +61,14 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
     shape = b.shape[:2]
     b, sigma, lam = b.reshape(-1, b.shape[-1]), sigma.reshape(-1), lam.reshape(-1, q, q)
     residuals = _Residuals(design, posterior, b)
+    XtX_j = s.XtX_j.reshape(J, -1)
     effects = np.empty((len(b), J, q))
     loglik = np.empty((len(b), J))
     for start in range(0, len(b), chunk):
         sl = slice(start, start + chunk)
         if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics
             z = rng.standard_normal((len(b[sl]), J, q))
-            draw_effects(b[sl], lam[sl], sigma[sl], z, packed.buffer, s.n_j, s.yty_j, s.Xty_j, s.XtX_j, effects[sl],
+            draw_effects(b[sl], lam[sl], sigma[sl], z, packed.buffer, s.n_j, s.yty_j, s.Xty_j, XtX_j, effects[sl],
                          loglik[sl])  # fmt: skip
             continue
         s2 = sigma[sl, None] ** 2  # (S, 1)

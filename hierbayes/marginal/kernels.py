@@ -337,8 +337,8 @@ def cholesky(M, L):
 def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
     """For each draw s and group j: b_j = Lambda_s (v + sigma L^{-T} z_sj), with M = L L' and
     v = M^{-1} Lambda' c_j (an exact draw of the group effects given the draw's parameters),
-    and the group's marginal log-likelihood (from its own y'y, X'y, X'X). Fills ``effects``
-    (S, J, q) and ``loglik`` (S, J)."""
+    and the group's marginal log-likelihood (from its own y'y, X'y and X'X, flattened to
+    (J, p p)). Fills ``effects`` (S, J, q) and ``loglik`` (S, J)."""
     S, J, q = z.shape
     p = b.shape[1]
     for s in numba.prange(S):  # draws in parallel
@@ -352,7 +352,7 @@ def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, logli
         s2 = sigma[s] * sigma[s]
         lm = lam[s]
         for j in range(J):
-            rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j].reshape(p * p), b[s], Xtr)
+            rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j], b[s], Xtr)
             logdet = _group_system(j, lm, s2, b[s], buf, c, AL, M, L)
             quad = 0.0
             for a in range(q):  # forward: L w = Lambda' c

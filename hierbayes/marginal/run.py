@@ -86,4 +86,4 @@ def warm_up() -> None:
     b, lam, sigma = packed.natural(packed.start)
     s = sufficient_stats(design)
     draw_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 3, 2)), packed.buffer, s.n_j, s.yty_j,
-                 s.Xty_j, s.XtX_j, np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip
+                 s.Xty_j, s.XtX_j.reshape(3, -1), np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip
