@@ -44,17 +44,18 @@ class IntegratedLoglik(Op):
     def __init__(self, packed: PackedModel):
         self.buffer = packed.buffer
         self.key = hashlib.sha256(packed.buffer.tobytes()).hexdigest()  # same data, same Op
+        self.last = {}  # the latest evaluation, shared with the gradient Op (PyMC asks both at one point)
 
     def make_node(self, b, lam, sigma):
         inputs = [pt.as_tensor_variable(v, dtype="float64") for v in (b, lam, sigma)]
         return Apply(self, inputs, [pt.dscalar()])
 
     def perform(self, node, inputs, outputs):
-        value, _ = _evaluate(self.buffer, *inputs)
+        value, _ = _evaluate(self.buffer, self.last, *inputs)
         outputs[0][0] = np.asarray(value)
 
     def pullback(self, inputs, outputs, cotangents):
-        g_b, g_lam, g_sigma = _IntegratedLoglikGrad(self.buffer, self.key)(*inputs)
+        g_b, g_lam, g_sigma = _IntegratedLoglikGrad(self.buffer, self.key, self.last)(*inputs)
         (g,) = cotangents
         return [g * g_b, g * g_lam, g * g_sigma]
 
@@ -64,24 +65,30 @@ class _IntegratedLoglikGrad(Op):
 
     __props__ = ("key",)
 
-    def __init__(self, buffer, key):
-        self.buffer, self.key = buffer, key
+    def __init__(self, buffer, key, last):
+        self.buffer, self.key, self.last = buffer, key, last
 
     def make_node(self, b, lam, sigma):
         inputs = [pt.as_tensor_variable(v, dtype="float64") for v in (b, lam, sigma)]
         return Apply(self, inputs, [pt.dvector(), pt.dmatrix(), pt.dscalar()])
 
     def perform(self, node, inputs, outputs):
-        _, (g_b, g_lam, g_sigma) = _evaluate(self.buffer, *inputs)
+        _, (g_b, g_lam, g_sigma) = _evaluate(self.buffer, self.last, *inputs)
         outputs[0][0], outputs[1][0], outputs[2][0] = g_b, g_lam, np.asarray(g_sigma)
 
 
-def _evaluate(buffer, b, lam, sigma):
+def _evaluate(buffer, last, b, lam, sigma):
+    """(log-likelihood, its gradient) at (b, Lambda, sigma); the kernel gives both at once, so
+    the value and the gradient Op at the same point share one evaluation through ``last``."""
     b = np.ascontiguousarray(b, dtype=float)
     lam = np.ascontiguousarray(lam, dtype=float)
-    g_b, g_lam = np.empty_like(b), np.empty_like(lam)
-    value, g_sigma = loglik_and_grad(b, lam, float(sigma), buffer, g_b, g_lam)
-    return value, (g_b, np.tril(g_lam), g_sigma)
+    point = b.tobytes() + lam.tobytes() + np.float64(sigma).tobytes()
+    if last.get("point") != point:
+        g_b, g_lam = np.empty_like(b), np.empty_like(lam)
+        value, g_sigma = loglik_and_grad(b, lam, float(sigma), buffer, g_b, g_lam)
+        last.update(point=point, out=(value, (g_b, np.tril(g_lam), g_sigma)))
+    value, (g_b, g_lam, g_sigma) = last["out"]
+    return value, (g_b.copy(), g_lam.copy(), g_sigma)
 
 
 def add_integrated_likelihood(packed: PackedModel, b, Lambda, sigma):
