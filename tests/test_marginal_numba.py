@@ -246,7 +246,7 @@ def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
     def draw(z_in, z_out):
         e_in, e_out, ll = np.empty((1, C, q1)), np.empty((1, S, q2)), np.empty((1, S))
         draw_nested_effects(b[None], lam[None], np.array([sigma]), z_in[None], z_out[None], packed.buffer, ns.n_s,
-                            ns.yty_s, ns.Xty_s, ns.XtX_s, e_in, e_out, ll)  # fmt: skip
+                            ns.yty_s, ns.Xty_s, ns.XtX_s.reshape(S, -1), e_in, e_out, ll)  # fmt: skip
         return np.concatenate([e_in.ravel(), e_out.ravel()])
 
     mean = draw(np.zeros((C, q1)), np.zeros((S, q2)))

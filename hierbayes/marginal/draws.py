@@ -124,7 +124,7 @@ def draw_nested_group_effects(design, posterior: xr.Dataset, packed, random_seed
         n = len(b[sl])
         z_in, z_out = rng.standard_normal((n, C, q1)), rng.standard_normal((n, S_out, q - q1))
         draw_nested_effects(b[sl], lam[sl], sigma[sl], z_in, z_out, packed.buffer, ns.n_s, ns.yty_s, ns.Xty_s,
-                            ns.XtX_s, eff_in[sl], eff_out[sl], loglik[sl])  # fmt: skip
+                            ns.XtX_s.reshape(S_out, -1), eff_in[sl], eff_out[sl], loglik[sl])  # fmt: skip
     chain_draw = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
     out, starts = {}, {inner: 0, outer: 0}
     for block in packed.blocks:

@@ -290,7 +290,8 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
     """Exact draws with two nested factors, per posterior draw: the outer effects given y with
     the inner ones integrated out, eta2 ~ N(K^{-1} g, K^{-1}) (see ``nested_loglik``), then the
     inner ones given those, v_c - M_c^{-1} Lambda1' Z'U b_outer + sigma L_c^{-T} z; and each
-    outer group's marginal log-likelihood. Fills eff_in (S, C, q1), eff_out (S, S_out, q2), loglik."""
+    outer group's marginal log-likelihood (X'X per outer group flattened to (S_out, p p)). Fills eff_in
+    (S, C, q1), eff_out (S, S_out, q2), loglik."""
     S, C, q1 = z_in.shape
     S_out, q2 = z_out.shape[1], z_out.shape[2]
     p = b.shape[1]
@@ -341,7 +342,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                     t -= LK[a, m] * f[m]
                 f[a] = t / LK[a, a]
                 quad += f[a] * f[a]
-            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s].reshape(p * p), bb, Xtr)
+            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
             loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet[s] + logdet_k + (rtr - wMw[s]) / s2 - quad)
             for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
                 t = f[a] + z_out[d, s, a]
