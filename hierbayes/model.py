@@ -81,8 +81,7 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     _coords(design)  # a grouping factor named like a posterior variable fails here, before sampling
     integrated = integrated_factors(design) if method == "marginal" else ()
     sampled = sampled_blocks(design) if method == "marginal" else design.blocks
-    chosen = choose_parameterization(design, parameterization)
-    chosen = {name: how for name, how in chosen.items() if name in {b.name for b in sampled}}
+    chosen = choose_parameterization(design, parameterization, sampled)
     packed = pack_model(design, priors) if method == "marginal" and not sampled else None
     return Model(design, priors, method, integrated, chosen, packed)
 
@@ -198,8 +197,9 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
     return (intercept_c + pt.dot(X[:, slopes] - means, beta) if rows else None), b
 
 
-def choose_parameterization(design: Design, parameterization: str | dict = "auto") -> dict[str, str]:
-    """``centered`` or ``noncentered`` for every block (see the module docstring)."""
+def choose_parameterization(design: Design, parameterization: str | dict = "auto", blocks=None) -> dict[str, str]:
+    """``centered`` or ``noncentered`` for every block, or for ``blocks`` (those sampled), see
+    the module docstring."""
     names = [b.name for b in design.blocks]
     if isinstance(parameterization, dict):
         unknown = set(parameterization) - set(names)
@@ -210,7 +210,7 @@ def choose_parameterization(design: Design, parameterization: str | dict = "auto
         wanted = dict.fromkeys(names, parameterization)
     chosen = {}
     residuals = None  # of the fixed part, computed once if any block needs them
-    for block in design.blocks:
+    for block in design.blocks if blocks is None else blocks:
         how = wanted[block.name]
         if how not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, not {how!r}")

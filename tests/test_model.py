@@ -110,3 +110,19 @@ def test_auto_parameterization_centres_only_well_informed_one_term_blocks(london
         choose_parameterization(design, {"herd": "centered"})
     with pytest.raises(ValueError, match="only its non-centred form"):
         choose_parameterization(rs, "centered")
+
+
+def test_parameterization_applies_to_the_sampled_blocks_only(london):
+    """The model decides, before any PyMC model exists, what is integrated out and how the
+    rest is sampled: a parameterisation for integrated-out blocks is not needed (as before
+    the restructure, it is not checked); for sampled ones it is."""
+    rs = make_design("normexam ~ standLRT + (standLRT | school)", london)
+    marginal = hb.make_model(rs, parameterization="centered")
+    assert marginal.method == "marginal" and marginal.integrated == ("school",) and marginal.parameterization == {}
+    assert marginal.packed is not None and "pymc" not in marginal.__dict__  # the PyMC model is not built yet
+    with pytest.raises(ValueError, match="only its non-centred form"):
+        hb.make_model(rs, method="full", parameterization="centered")
+    pen = make_design("diameter ~ 1 + (1 | plate) + (1 | sample)", hb.datasets.load("penicillin"))
+    crossed = hb.make_model(pen)  # plate (24 levels) integrated out, sample (6) sampled, well informed
+    assert crossed.integrated == ("plate",) and crossed.parameterization == {"sample": "centered"}
+    assert crossed.packed is None
