@@ -182,7 +182,7 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
         d = model.design
         key = model_fingerprint(d.spec, d.y, d.X, [(b.name, b.Z, b.correlated) for b in d.blocks],
                                 [(f.levels, f.codes) for f in d.factors.values()], model.priors.table().to_csv(),
-                                model.method, model.parameterization)  # fmt: skip
+                                model.method, model.parameterization, d.family.name)  # fmt: skip
         idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                        progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)  # fmt: skip
     if model.integrated:
@@ -194,7 +194,7 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
         idata["log_likelihood"] = xr.Dataset({names.observed(model.design.response): loglik})
     # sampled group effects are checked too; exact draws afterwards need no check
     blocks = model.design.blocks
-    watched = [names.FIXED, names.SIGMA] + [names.sd(b) for b in blocks]
+    watched = [names.FIXED, *model.design.family.param_names] + [names.sd(b) for b in blocks]
     watched += [names.effects(b) for b in blocks if b.group not in model.integrated]
     watched += [names.cor(b) for b in blocks if b.correlated]
     diagnostics = diagnose(idata, watched)
