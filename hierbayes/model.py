@@ -31,6 +31,7 @@ import pytensor.tensor as pt
 
 from . import names
 from .design import DataError, Design
+from .families import response_scale
 from .marginal.density import PackedModel, pack_model
 from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
@@ -173,10 +174,13 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
     scale), with the intercept sampled at the predictors' means (better geometry)."""
     X, terms = design.X, design.fixed_terms
     slopes = [k for k, t in enumerate(terms) if t != "(Intercept)"]
+    s_y = response_scale(design.y)
     beta = None
     if slopes:
         pm.Model.get_context().add_coord(names.SLOPE_TERM, [terms[k] for k in slopes])
-        beta = _variable(names.SLOPES, [priors.get("b", coef=terms[k]) for k in slopes], dims=names.SLOPE_TERM)
+        s_x = np.array([float(np.std(X[:, k])) or 1.0 for k in slopes])
+        beta = _scaled_variable(names.SLOPES, [priors.get("b", coef=terms[k]) for k in slopes], 0.0, s_y / s_x,
+                                dims=names.SLOPE_TERM)  # fmt: skip
     if not design.has_intercept:
         if beta is None:
             raise ValueError("the model has no fixed effects; add an intercept (1) or a predictor")
@@ -184,7 +188,7 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
         return (pt.dot(X[:, slopes], beta) if rows else None), b
 
     means = X[:, slopes].mean(axis=0)
-    intercept_c = _variable(names.INTERCEPT_C, [priors.get("Intercept")])
+    intercept_c = _scaled_variable(names.INTERCEPT_C, [priors.get("Intercept")], float(np.mean(design.y)), s_y)
     if beta is None:
         b = pm.Deterministic(names.FIXED, intercept_c[None], dims=names.TERM)
         return (intercept_c * pt.ones(design.n_obs) if rows else None), b
@@ -200,14 +204,14 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
 def choose_parameterization(design: Design, parameterization: str | dict = "auto", blocks=None) -> dict[str, str]:
     """``centered`` or ``noncentered`` for every block, or for ``blocks`` (those sampled), see
     the module docstring."""
-    names = [b.name for b in design.blocks]
+    block_names = [b.name for b in design.blocks]
     if isinstance(parameterization, dict):
-        unknown = set(parameterization) - set(names)
+        unknown = set(parameterization) - set(block_names)
         if unknown:
-            raise ValueError(f"parameterization given for unknown block(s) {sorted(unknown)}; blocks: {names}")
-        wanted = {n: parameterization.get(n, "auto") for n in names}
+            raise ValueError(f"parameterization given for unknown block(s) {sorted(unknown)}; blocks: {block_names}")
+        wanted = {n: parameterization.get(n, "auto") for n in block_names}
     else:
-        wanted = dict.fromkeys(names, parameterization)
+        wanted = dict.fromkeys(block_names, parameterization)
     chosen = {}
     residuals = None  # of the fixed part, computed once if any block needs them
     for block in design.blocks if blocks is None else blocks:
@@ -258,8 +262,10 @@ def _group_part(design: Design, block, priors: Priors, how: str):
     """Z_j b_j for every row, with b_j = diag(sd) L z_j (non-centred) or b_j ~ N(0, sd)."""
     effect = names.effect_dim(block)
     sd = _variable(names.sd(block), [priors.get("sd", block.name, t) for t in block.terms], dims=effect)
-    if how == "centered":
-        r = pm.Normal(names.effects(block), 0.0, sd, dims=(block.group, effect))
+    if how == "centered":  # sampled as r / s_y (see _scaled_variable)
+        s_y = response_scale(design.y)
+        r_std = pm.Normal(names.standardized(names.effects(block)), 0.0, sd / s_y, dims=(block.group, effect))
+        r = pm.Deterministic(names.effects(block), s_y * r_std, dims=(block.group, effect))
     else:
         z = pm.Normal(names.std_normal(block), 0.0, 1.0, dims=(block.group, effect))
         if block.correlated:
@@ -271,6 +277,31 @@ def _group_part(design: Design, block, priors: Priors, how: str):
     if block.size == 1:
         return r[codes, 0] * block.Z[:, 0]
     return (r[codes] * block.Z).sum(axis=1)
+
+
+# the location and scale parameters of the real-valued priors: x = loc + scale z keeps the family
+LOCATION_SCALE = {"Normal": ("mu", "sigma"), "StudentT": ("mu", "sigma"), "Cauchy": ("alpha", "beta"),
+                  "Laplace": ("mu", "b")}  # fmt: skip
+
+
+def _scaled_variable(name: str, priors: list[Prior], loc, scale, dims=None):
+    """``_variable`` sampled as (x - loc) / scale, named ``<name>_std``, with ``name`` its
+    Deterministic on the data's scale: the same prior and posterior, but PyMC's start jitter
+    (+-1) and nutpie's first mass matrix then fit a response on any scale (1e-6 or 1e6)."""
+    if not all(p.dist in LOCATION_SCALE for p in priors):
+        return _variable(name, priors, dims)
+    loc = np.broadcast_to(np.asarray(loc, dtype=float), (len(priors),))
+    scale = np.broadcast_to(np.asarray(scale, dtype=float), (len(priors),))
+    standard = []
+    for prior, m, s in zip(priors, loc, scale):
+        loc_key, scale_key = LOCATION_SCALE[prior.dist]
+        kwargs = prior.kwargs
+        kwargs[loc_key], kwargs[scale_key] = (kwargs[loc_key] - m) / s, kwargs[scale_key] / s
+        standard.append(Prior(prior.dist, **kwargs))
+    z = _variable(names.standardized(name), standard, dims)
+    if dims is None:
+        return pm.Deterministic(name, loc[0] + scale[0] * z)
+    return pm.Deterministic(name, loc + scale * z, dims=dims)
 
 
 def _variable(name: str, priors: list[Prior], dims=None):

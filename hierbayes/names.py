@@ -9,6 +9,8 @@
 - ``r_<block>`` (dims ``<group>``, ``<block>__effect``): the group deviations; ``z_<block>``
   their standard-normal form when sampled non-centred.
 - ``sigma``: the residual SD of a Gaussian model.
+- ``<name>_std``: what the PyMC model samples for ``Intercept_c``, ``beta`` and centred
+  ``r_<block>``: the same variable with the response's scale divided out.
 
 Every module that reads or writes the posterior asks this one for a name; ``block`` is a
 ``design.Block`` or its name.
@@ -20,7 +22,7 @@ import re
 
 __all__ = [
     "FIXED", "TERM", "INTERCEPT_C", "SLOPES", "SLOPE_TERM", "SIGMA", "SAMPLE_DIMS", "RESERVED",
-    "sd", "cor", "chol", "effects", "std_normal", "effect_dim", "effect_dim_bis", "observed",
+    "sd", "cor", "chol", "effects", "std_normal", "standardized", "effect_dim", "effect_dim_bis", "observed",
 ]  # fmt: skip
 
 FIXED = "b"
@@ -56,6 +58,12 @@ def effects(block) -> str:
 
 def std_normal(block) -> str:
     return f"z_{_name(block)}"
+
+
+def standardized(name: str) -> str:
+    """A variable sampled on the response's scale divided out (``Intercept_c_std``, ``beta_std``,
+    centred ``r_<block>_std``), with ``name`` itself kept as a Deterministic."""
+    return f"{name}_std"
 
 
 def effect_dim(block) -> str:

@@ -245,17 +245,19 @@ def test_the_scale_of_the_response_alone_causes_no_divergences(unit_scale_fit, s
 
 
 @pytest.mark.sampling
-@pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")
-@pytest.mark.xfail(strict=True, reason="known: on the PyMC-built path (crossed factors; method='full') nutpie "
-                   "does not find a response on the 1e-6 scale in 200 (or 1000) tuning steps: R-hat > 2. "
-                   "The fixed effects are sampled on the data's scale (hierbayes/build.py); PyMC's +-1 jitter puts "
-                   "them 10^6 prior SDs off and nutpie's low-rank adaptation does not recover (without the jitter "
-                   "on them and with adaptation='diag' it converges: R-hat 1.02)")  # fmt: skip
-def test_a_tiny_response_scale_on_the_pymc_built_path():
+@pytest.mark.parametrize("scale, formula, method", [
+    (1e-6, "y ~ x + (1 | g) + (1 | h)", "auto"),   # crossed: h's effects sampled (centred) in PyMC
+    (1e6, "y ~ x + (1 | g)", "full"),              # every group effect sampled in PyMC
+])  # fmt: skip
+def test_a_response_scale_far_from_one_on_the_pymc_built_path(scale, formula, method):
+    """The PyMC model samples the fixed effects and centred group effects with the response's
+    scale divided out (PyMC's +-1 start jitter on the data's scale put a 1e-6 response 10^6
+    prior SDs off, and R-hat was > 2): the chains agree and do not diverge at either scale."""
     data = grouped(n_groups=8, per_group=6).assign(h=np.tile(list("abc"), 16))
-    data["y"] *= 1e-6
-    fit = hb.fit("y ~ x + (1 | g) + (1 | h)", data, **SETTINGS)
-    assert fit.diagnostics.max_rhat < 1.05
+    data["y"] *= scale
+    fit = hb.fit(formula, data, method=method, **SETTINGS)
+    assert fit.model.free_RVs and fit.diagnostics.divergences == 0 and fit.diagnostics.max_rhat < 1.05
+    assert abs(float(fit.posterior["b"].sel(term="x").mean()) / scale - 0.5) < 0.3
 
 
 @pytest.mark.parametrize("name", ["b", "sigma", "term"])
