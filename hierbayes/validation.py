@@ -228,8 +228,9 @@ def run_one(mc: ModelClass, seed: np.random.SeedSequence, *, draws: int, tune: i
 
 
 def run_sbc(model: str, n_sims: int, out: str | Path, *, draws: int = 500, tune: int = 500, chains: int = 2,
-            n_rank_draws: int = 99, seed: int = 2018, log=print) -> pd.DataFrame:  # fmt: skip
-    """Run ``n_sims`` simulations of a model class; writes ranks.csv as it goes, then the summary.
+            n_rank_draws: int = 99, seed: int = 2018, first: int = 0, log=print) -> pd.DataFrame:  # fmt: skip
+    """Run simulations ``first`` .. ``n_sims - 1`` of a model class; writes ranks.csv as it goes
+    (appending to it when ``first`` > 0: a run continued), then the summary.
 
     Simulation i uses ``SeedSequence(seed).spawn(n_sims)[i]``, so a longer run with the same seed
     repeats the shorter run's first simulations exactly. A fit that raises ``hb.SamplingError``
@@ -238,11 +239,20 @@ def run_sbc(model: str, n_sims: int, out: str | Path, *, draws: int = 500, tune:
     folder = Path(out) / model
     folder.mkdir(parents=True, exist_ok=True)
     ranks_path = folder / "ranks.csv"
-    ranks_path.unlink(missing_ok=True)
-    (folder / "failures.csv").unlink(missing_ok=True)
     failures = []
+    if first == 0:
+        ranks_path.unlink(missing_ok=True)
+        (folder / "failures.csv").unlink(missing_ok=True)
+    else:
+        done = set(pd.read_csv(ranks_path)["sim"]) if ranks_path.exists() else set()
+        if done != set(range(first)):
+            raise ValueError(f"--first {first}: {ranks_path} should hold simulations 0..{first - 1}")
+        if (folder / "failures.csv").exists():
+            failures = pd.read_csv(folder / "failures.csv").to_dict("records")
     start = time.perf_counter()
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(n_sims)):
+        if i < first:
+            continue
         try:
             rows = run_one(mc, child, draws=draws, tune=tune, chains=chains, n_rank_draws=n_rank_draws)
         except SamplingError as err:
@@ -372,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     sbc.add_argument("--chains", type=int, default=2)
     sbc.add_argument("--n-rank-draws", type=int, default=99, help="thinned draws per fit that ranks are taken among")
     sbc.add_argument("--seed", type=int, default=2018, help="master seed of simulations and fits")
+    sbc.add_argument("--first", type=int, default=0, help="continue a run: simulations before this one are in ranks.csv")
     summ = sub.add_parser("summarize", help="redo summary.csv and ecdf.png from an existing ranks.csv")
     summ.add_argument("--model", required=True, choices=sorted(MODEL_CLASSES))
     summ.add_argument("--out", default="validation/results/")
@@ -381,9 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sbc":
         folder.mkdir(parents=True, exist_ok=True)
         command = "python -m hierbayes.validation " + " ".join(sys.argv[1:] if argv is None else argv)
-        (folder / "command.txt").write_text(command + "\n")
+        with (folder / "command.txt").open("a" if args.first else "w") as f:
+            f.write(command + "\n")
         summary = run_sbc(args.model, args.n_sims, args.out, draws=args.draws, tune=args.tune, chains=args.chains,
-                          n_rank_draws=args.n_rank_draws, seed=args.seed)  # fmt: skip
+                          n_rank_draws=args.n_rank_draws, seed=args.seed, first=args.first)  # fmt: skip
     else:
         summary = summarize(folder, seed=args.seed)
     with pd.option_context("display.width", 200, "display.max_columns", 30):

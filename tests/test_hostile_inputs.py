@@ -245,6 +245,7 @@ def test_the_scale_of_the_response_alone_causes_no_divergences(unit_scale_fit, s
 
 
 @pytest.mark.sampling
+@pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")  # short chains: ESS < 400
 @pytest.mark.parametrize("scale, formula, method", [
     (1e-6, "y ~ x + (1 | g) + (1 | h)", "auto"),   # crossed: h's effects sampled (centred) in PyMC
     (1e6, "y ~ x + (1 | g)", "full"),              # every group effect sampled in PyMC

@@ -285,7 +285,7 @@ def test_nested_fit_is_the_same_model_with_pymcs_sampler():
     table = text.split("correlations):\n")[1].split("\nNumber of obs")[0].splitlines()
     assert len({len(line.replace("  Corr", "").rstrip()) for line in table}) == 1, table
     assert both.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
-    one = hb.fit(formula, data, random_seed=2, progressbar=False, sampler="pymc", draws=500)
+    one = hb.fit(formula, data, random_seed=2, progressbar=False, sampler="pymc")
     assert one.sampler == "pymc" and one.integrated == both.integrated == ("school", "school:class")
     assert "'school' and 'school:class' integrated out" in one.summary()
     assert one.idata.log_likelihood["y"].dims == ("chain", "draw", "school")

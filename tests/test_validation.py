@@ -90,3 +90,18 @@ def test_sbc_command_writes_ranks_summary_and_figure(tmp_path):
     # summarize from the written ranks reproduces the same table
     again = summarize(folder)
     assert np.allclose(again["p_pot_c"], summary["p_pot_c"], rtol=1e-3)
+
+
+@pytest.mark.sampling
+@pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")
+def test_a_continued_run_repeats_the_whole_run(tmp_path):
+    """``--first k`` continues a run of k simulations: the ranks are those of one whole run."""
+    short = ["--model", "ri", "--draws", "40", "--tune", "40", "--chains", "2", "--n-rank-draws", "19"]
+    assert main(["sbc", "--n-sims", "3", "--out", str(tmp_path / "parts"), *short]) == 0
+    assert main(["sbc", "--n-sims", "5", "--first", "3", "--out", str(tmp_path / "parts"), *short]) == 0
+    assert main(["sbc", "--n-sims", "5", "--out", str(tmp_path / "whole"), *short]) == 0
+    parts, whole = (pd.read_csv(tmp_path / d / "ri" / "ranks.csv").drop(columns="fit_seconds") for d in ("parts", "whole"))
+    pd.testing.assert_frame_equal(parts, whole)
+    assert "--first 3" in (tmp_path / "parts" / "ri" / "command.txt").read_text().splitlines()[1]
+    with pytest.raises(ValueError, match="--first 7"):
+        main(["sbc", "--n-sims", "9", "--first", "7", "--out", str(tmp_path / "parts"), *short])
