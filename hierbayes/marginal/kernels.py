@@ -30,7 +30,7 @@ import numpy as np
 
 from .layout import H_J, H_N, H_P, H_Q, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ
 
-__all__ = ["loglik_grad", "residual_ss", "totals_residual", "cholesky", "chol_solve", "draw_effects"]
+__all__ = ["loglik_grad", "residual_ss", "totals_residual", "cholesky", "chol_solve", "lower_times", "draw_effects"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -333,6 +333,17 @@ def cholesky(M, L):
     return logdet
 
 
+@numba.njit(cache=True, error_model="numpy")
+def lower_times(lam, start, x, out):
+    """out = L x for the lower-triangular block of ``lam`` starting at row and column ``start``
+    (the size of ``x``): a group's effects Lambda eta from its standardised draw."""
+    for a in range(x.shape[0]):
+        t = 0.0
+        for m in range(a + 1):
+            t += lam[start + a, start + m] * x[m]
+        out[a] = t
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
     """For each draw s and group j: b_j = Lambda_s (v + sigma L^{-T} z_sj), with M = L L' and
@@ -370,8 +381,4 @@ def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, logli
                 for m in range(a + 1, q):
                     t -= L[m, a] * eta[m]
                 eta[a] = t / L[a, a]
-            for a in range(q):
-                t = 0.0
-                for m in range(a + 1):
-                    t += lm[a, m] * eta[m]
-                effects[s, j, a] = t
+            lower_times(lm, 0, eta, effects[s, j])

@@ -23,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import chol_solve, cholesky, residual_ss, totals_residual
+from .kernels import chol_solve, cholesky, lower_times, residual_ss, totals_residual
 from .layout import (
     H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1, OFF_N_C, OFF_OUTER_OF, OFF_UTU, OFF_UTX, OFF_UTY, OFF_ZTU, OFF_ZTX, OFF_ZTY,
     OFF_ZTZ,
@@ -349,11 +349,7 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                 for m in range(a + 1, q2):
                     t -= LK[m, a] * eta[m]
                 eta[a] = t / LK[a, a]
-            for a in range(q2):
-                t = 0.0
-                for m in range(a + 1):
-                    t += lm[q1 + a, q1 + m] * eta[m]
-                eff_out[d, s, a] = t
+            lower_times(lm, q1, eta, eff_out[d, s])
         e1 = np.empty(q1)
         for c in range(C):
             s = int(buf[outer_of + c])
@@ -369,9 +365,5 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                 for m in range(a + 1, q1):
                     t -= L[m, a] * e1[m]
                 e1[a] = t / L[a, a]
-            for a in range(q1):
-                t = 0.0
-                for m in range(a + 1):
-                    t += lm[a, m] * e1[m]
-                eff_in[d, c, a] = t
+            lower_times(lm, 0, e1, eff_in[d, c])
 
