@@ -229,25 +229,20 @@ class FitResult:
 
         return write_report(self, out, at=at, frequentist=frequentist, figures=figures)
 
-    def loo(self, **kwargs):
-        """PSIS-LOO (``arviz.loo``) of the fit.
+    def loo(self, by: str = "row", **kwargs):
+        """PSIS-LOO (arviz-stats ``loo``): ``by="row"`` scores each row given its group's
+        effects (a new observation in a known group), ``by="group"`` each level of the
+        integrated-out factor with its effects integrated out (a new group). Any two fits of
+        the same rows compare on either; see ``hierbayes.compare``."""
+        from .compare import loo
 
-        Marginal path: the pointwise terms are whole groups, log N(y_j | X_j beta, V_j) with
-        the group's effects integrated out, so LOO estimates how well the model predicts a
-        *new group* (leave-one-group-out). Full path: the terms are single rows given their
-        group's drawn effects (computed on first use), so LOO estimates prediction of a new
-        row in a known group. The two answer different questions and are not comparable;
-        compare models fitted by the same method.
-        """
-        if "log_likelihood" in self.idata.children:
-            return az.loo(self.idata, **kwargs)
-        # full path: per row, given the effects; on a copy of the tree (n x draws numbers, not kept)
-        mu = self.predict(draws=True)
-        params = {names.SIGMA: self.posterior[names.SIGMA].values[..., None]}
-        ll = xr.DataArray(self.design.family.loglik(self.design.y, mu.values, params), dims=mu.dims, coords=mu.coords)
-        tree = self.idata.copy()
-        tree["log_likelihood"] = xr.Dataset({names.observed(self.design.response): ll})
-        return az.loo(tree, **kwargs)
+        return loo(self, by, **kwargs)
+
+    def waic(self, by: str = "row") -> pd.Series:
+        """WAIC on the units of ``by`` (as ``loo``): elpd_waic, se, p_waic. Prefer LOO."""
+        from .compare import waic
+
+        return waic(self, by)
 
     def prior_table(self) -> pd.DataFrame:
         """Every parameter's prior (class, group, coef, prior, source), like brms's prior_summary."""

@@ -172,5 +172,5 @@ def test_per_group_log_likelihood_and_leave_one_group_out(fits):
         Z = d.blocks[0].Z[rows]
         dense = multivariate_normal(d.X[rows] @ post["b"].values, sigma**2 * np.eye(rows.sum()) + Z @ G @ Z.T)
         assert float(ll.isel(chain=0, draw=5, Subject=j)) == pytest.approx(dense.logpdf(d.y[rows]), rel=1e-10)
-    loo = fit.loo()
+    loo = fit.loo(by="group")
     assert loo.n_data_points == 18

@@ -289,7 +289,7 @@ def test_nested_fit_is_the_same_model_with_pymcs_sampler():
     assert one.sampler == "pymc" and one.integrated == both.integrated == ("school", "school:class")
     assert "'school' and 'school:class' integrated out" in one.summary()
     assert one.idata.log_likelihood["y"].dims == ("chain", "draw", "school")
-    assert one.loo().n_data_points == both.loo().n_data_points == 25
+    assert one.loo(by="group").n_data_points == both.loo(by="group").n_data_points == 25
     for var in ("b", "sd_school", "sd_school:class", "sigma"):
         a, b = both.posterior[var], one.posterior[var]
         se = np.sqrt(az.mcse(both.idata, var_names=[var])[var] ** 2 + az.mcse(one.idata, var_names=[var])[var] ** 2)

@@ -328,4 +328,4 @@ def test_compare_frequentist_on_crossed_factors(fits):
 def test_loo_leaves_out_a_group_on_the_marginal_path(fits):
     fit, _ = fits("penicillin_crossed_reml")  # plate (24 levels) integrated out, sample sampled
     assert fit.method == "marginal"
-    assert fit.loo().n_data_points == 24
+    assert fit.loo(by="group").n_data_points == 24 and fit.loo().n_data_points == 144
