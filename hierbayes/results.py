@@ -80,13 +80,27 @@ class FitResult:
 
     # --- tables -----------------------------------------------------------------------------
 
-    def fixef(self, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
-        """Fixed effects: index = term, columns mean, sd, lower, upper, r_hat, ess_bulk."""
+    def fixef(self, prob: float = 0.95, interval: str = "eti", rope=None) -> pd.DataFrame:
+        """Fixed effects: index = term, columns mean, sd, lower, upper, r_hat, ess_bulk. With
+        ``rope=(low, high)`` (or a dict by term) also ``pd``, the probability of direction, and
+        ``in_rope``, the % of the interval inside that region of practical equivalence."""
         table = _stats(self.posterior[names.FIXED], prob, interval).reset_index(drop=True)
         table = pd.concat([table, _diagnostics(self.idata, names.FIXED)], axis=1)
         table.index = list(self.design.fixed_terms)
         table.index.name = "term"
+        if rope is not None:
+            from .hypothesis import direction_and_rope
+
+            table = table.join(direction_and_rope(self, rope, prob, interval))
         return table
+
+    def hypothesis(self, hypotheses, prob: float = 0.95, random_seed: int | None = 0) -> pd.DataFrame:
+        """brms's ``hypothesis()``: ``fit.hypothesis("sexM > 0")``, ``"schgendboys = schgendgirls"``;
+        posterior probability, evidence ratio (Savage-Dickey Bayes factor for ``=``); see
+        ``hierbayes.hypothesis``."""
+        from .hypothesis import hypothesis
+
+        return hypothesis(self, hypotheses, prob, random_seed)
 
     def ranef(self, group: str | None = None, prob: float = 0.95, interval: str = "eti") -> pd.DataFrame:
         """Group deviations b from the fixed effects, one row per grouping-factor level and term.
