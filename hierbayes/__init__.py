@@ -17,6 +17,7 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", 
 
 from . import datasets  # noqa: E402
 from .api import build, fit  # noqa: E402
+from .checks import PriorPredictive, prior_predictive  # noqa: E402
 from .compare import Comparison, ComparisonError, anova, compare  # noqa: E402
 from .model import Model, build_model, make_model  # noqa: E402
 from .design import DataError, Design, center, make_design  # noqa: E402
@@ -37,7 +38,7 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
     __version__ = "0+unknown"
 
 __all__ = [
-    "fit", "build", "compare", "anova", "Comparison", "ComparisonError", "datasets", "center", "parse_formula", "make_design", "make_priors",
+    "fit", "build", "compare", "anova", "Comparison", "ComparisonError", "prior_predictive", "PriorPredictive", "datasets", "center", "parse_formula", "make_design", "make_priors",
     "default_priors", "make_model", "Model", "build_model", "sample_model", "Sampled", "sample", "diagnose", "Prior", "Priors", "ModelSpec",
     "Design", "FitResult", "Diagnostics", "FormulaError", "DataError", "PriorError",
     "SamplingWarning", "SamplingError", "variance_reduction", "fit_mixedlm", "UnsupportedStructure", "plot_forest",

@@ -218,19 +218,60 @@ def plot_rank(fit, var_names=None) -> plt.Figure:
     return _figure(pc)
 
 
-def plot_ppc(fit, num_samples: int = 50, random_seed: int | None = 0) -> plt.Figure:
-    """Posterior predictive check: the data's density against replicated data sets."""
+def plot_ppc(fit, num_samples: int = 50, stat=None, group: str | None = None, prob: float = 0.9,
+             random_seed: int | None = 0) -> plt.Figure:  # fmt: skip
+    """Posterior predictive check: the data's density against replicated data sets; with
+    ``group`` (and ``stat``, default the mean), each group's statistic against its predictive
+    interval (``hierbayes.checks.ppc``)."""
+    if group is not None or stat is not None:
+        return _plot_group_ppc(fit.ppc(stat or "mean", group, prob, random_seed=random_seed), fit.design.response)
     name = fit.design.response
     yrep = fit.predict(kind="pp", draws=True, random_seed=random_seed)
     tree = _tree(posterior_predictive=xr.Dataset({name: yrep}),
                  observed_data=xr.Dataset({name: ("obs", fit.design.y)}))  # fmt: skip
+    return _density_overlay(tree, name, num_samples, "replicated data sets")
+
+
+def plot_prior_predictive(pp, num_samples: int = 50) -> plt.Figure:
+    """The observed density against data sets drawn from the priors (``hb.prior_predictive``)."""
+    # passed as the predictive group: plot_ppc_dist draws the observed data only against that
+    tree = _tree(posterior_predictive=pp.idata.prior_predictive.dataset, observed_data=pp.idata.observed_data.dataset)
+    return _density_overlay(tree, pp.response, num_samples, "data sets drawn from the priors")
+
+
+def _density_overlay(tree, name, num_samples, what) -> plt.Figure:
     with plt.rc_context(STYLE):
         pc = azp.plot_ppc_dist(tree, num_samples=num_samples, backend="matplotlib")
         observed = pc.viz["observed_dist"][name].values.ravel()[0]
         replicated = pc.viz["predictive_dist"][name].values.ravel()[0]
-        observed.axes.legend([observed, replicated], ["observed data", f"{num_samples} replicated data sets"],
+        observed.axes.legend([observed, replicated], ["observed data", f"{num_samples} {what}"],
                              loc="upper left", fontsize=8)  # fmt: skip
     return _figure(pc)
+
+
+def _plot_group_ppc(table: pd.DataFrame, response: str) -> plt.Figure:
+    """Observed statistic per group (dots; red outside) against its predictive interval."""
+    t = table.sort_values("mean").reset_index(drop=True)
+    outside = (t["observed"] < t["lower"]) | (t["observed"] > t["upper"])
+    stat, group, prob = t.attrs["stat"], t.attrs["group"] or "data", t.attrs["prob"]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(max(6.0, min(14.0, 0.12 * len(t) + 3)), 4))
+        x = np.arange(len(t))
+        ax.vlines(x, t["lower"], t["upper"], color="0.6", lw=2, label=f"{prob:.0%} predictive interval")
+        ax.scatter(x[~outside], t["observed"][~outside], s=14, color="C0", zorder=3, label="observed")
+        ax.scatter(x[outside], t["observed"][outside], s=18, color="C3", zorder=3, label="observed, outside")
+        ax.set_xlabel(f"{group} (ordered by the predicted {stat})")
+        ax.set_ylabel(f"{stat} of {response}")
+        if len(t) > 40:
+            ax.set_xticks([])
+        else:
+            ax.set_xticks(x, [str(v) for v in t["level"]], rotation=90, fontsize=7)
+        expected = (1 - prob) * len(t)
+        ax.set_title(f"{stat} of {response} per {group}: {int(outside.sum())} of {len(t)} outside their "
+                     f"{prob:.0%} intervals ({expected:.1f} expected by chance)", fontsize=10)  # fmt: skip
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+    return fig
 
 
 # --- multilevel figures -----------------------------------------------------------------------

@@ -226,6 +226,14 @@ class FitResult:
 
         return predict(self, newdata, re_form, kind, prob, interval, draws, allow_new_levels, random_seed)
 
+    def ppc(self, stat="mean", group: str | None = None, prob: float = 0.9, random_seed: int | None = 0) -> pd.DataFrame:
+        """Posterior predictive check of ``stat`` (mean, sd, min, max, median or a function) per
+        level of ``group``: observed, predictive mean and interval, p (``hierbayes.checks``);
+        ``fit.plot.ppc(stat=..., group=...)`` draws it."""
+        from .checks import ppc
+
+        return ppc(self, stat, group, prob, random_seed=random_seed)
+
     def compare_frequentist(self, method: str = "REML", reference=None, prob: float = 0.95,
                             interval: str = "hdi") -> pd.DataFrame:  # fmt: skip
         """The REML/ML fit (statsmodels MixedLM, or ``reference`` numbers) next to the posterior."""
