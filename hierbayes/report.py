@@ -59,8 +59,10 @@ class Pre:
     caption: str = ""
 
 
-def write_report(fit, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True) -> Path:
-    """Write the report of ``fit`` into folder ``out``; returns the path of index.html."""
+def write_report(fit, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True,
+                 comparison=None) -> Path:  # fmt: skip
+    """Write the report of ``fit`` into folder ``out``; returns the path of index.html.
+    ``comparison``: an ``hb.compare`` result, shown as its own section."""
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     design = fit.design
@@ -71,13 +73,13 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
         df.to_csv(out / f"{name}.csv", index=index)
         return Table(name, title, df.reset_index() if index else df, caption, fold)
 
-    comparison, unavailable = None, ""
+    freq, unavailable = None, ""
     if frequentist and design.blocks:
         try:
-            comparison = fit.compare_frequentist(frequentist, interval="eti")
+            freq = fit.compare_frequentist(frequentist, interval="eti")
         except UnsupportedStructure as err:
             unavailable = f"Not available: {err}"
-    figs = _figures(fit, out / "figures", at, where, comparison, notes) if figures else {}
+    figs = _figures(fit, out / "figures", at, where, freq, notes) if figures else {}
 
     # --- model and data
     model = [f"Formula: {design.spec.formula}", _model_line(fit, where), _data_line(design)]
@@ -96,7 +98,9 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
     if key:
         sections.append(("Figures", _rows(key)))
     if comparison is not None:
-        side = table("frequentist", f"{comparison['source'].iloc[0]} and the posterior", comparison,
+        sections.append(("Model comparison", _comparison(comparison, table)))
+    if freq is not None:
+        side = table("frequentist", f"{freq['source'].iloc[0]} and the posterior", freq,
                      f"post_lower, post_upper: posterior {ETI}; freq_lower, freq_upper: 95% Wald confidence "
                      "interval (SDs on the log scale, correlations on Fisher's z scale); diff_sd = (posterior "
                      "mean - frequentist estimate) / posterior sd.")  # fmt: skip
@@ -119,6 +123,19 @@ def write_report(fit, out, at: dict | None = None, frequentist: str | None = "RE
     path = out / "index.html"
     path.write_text(_html(sections, footer))
     return path
+
+
+def _comparison(result, table) -> list:
+    """The LOO table (best first) and, where there are ML refits, R's anova() layout."""
+    unit = "row (a new observation in a known group)" if result.by == "row" else f"{result.by} (a new {result.by})"
+    items = [table("comparison", "PSIS-LOO, best first", result.table,
+                   f"One log-likelihood term per {unit}. elpd_diff and diff_se: against the best model; "
+                   "weight: stacking weights (arviz-stats compare).", index=True)]  # fmt: skip
+    if len(result.anova):
+        items.append(table("anova", "Maximum-likelihood refits, as R's anova()", result.anova,
+                           "Refitted by ML (not REML); each likelihood-ratio test is against the row above.",
+                           index=True))  # fmt: skip
+    return items + [f"Note: {n}" for n in result.notes]
 
 
 def _estimates(fit, table, at, where, notes) -> list[Table]:

@@ -241,15 +241,17 @@ class FitResult:
 
         return compare_frequentist(self, method, reference, prob, interval)
 
-    def report(self, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True):
+    def report(self, out, at: dict | None = None, frequentist: str | None = "REML", figures: bool = True,
+               comparison=None):  # fmt: skip
         """Write index.html (self-contained), report.md, CSV tables and figures into ``out``.
 
         ``at``: covariate values for the ICC of random-slope models; ``frequentist``: REML, ML
-        or None for the side-by-side fit. Returns the path of index.html.
+        or None for the side-by-side fit; ``comparison``: an ``hb.compare`` result to include.
+        Returns the path of index.html.
         """
         from .report import write_report
 
-        return write_report(self, out, at=at, frequentist=frequentist, figures=figures)
+        return write_report(self, out, at=at, frequentist=frequentist, figures=figures, comparison=comparison)
 
     def loo(self, by: str = "row", **kwargs):
         """PSIS-LOO (arviz-stats ``loo``): ``by="row"`` scores each row given its group's

@@ -2,6 +2,7 @@
 
 import arviz_stats as azs
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -91,3 +92,12 @@ def test_refuses_fits_of_different_rows_response_or_data(london, london_fits):
         hb.compare(ri)
     with pytest.raises(hb.ComparisonError, match="no model has a grouping factor 'class'"):
         hb.compare(**london_fits, by="class")
+
+
+def test_report_includes_a_comparison(by_row, london_fits, tmp_path):
+    path = london_fits["rs"].report(tmp_path, figures=False, frequentist=None, comparison=by_row)
+    html = path.read_text()
+    assert "Model comparison" in html and "anova()" in html
+    table = pd.read_csv(tmp_path / "comparison.csv", index_col="model")
+    assert list(table.index) == ["rs", "ri", "ols"]
+    assert list(pd.read_csv(tmp_path / "anova.csv")["model"]) == ["ols", "ri", "rs"]
