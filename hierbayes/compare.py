@@ -49,7 +49,7 @@ class ComparisonError(ValueError):
     """The fits cannot be compared: different rows, response or units."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
     """``table``: the Bayesian comparison, best first (arviz-stats ``compare`` columns);
     ``anova``: the ML fits as R's ``anova()`` prints them; ``loo``: each model's ELPDData."""
@@ -68,6 +68,14 @@ class Comparison:
                       self.anova.to_string(float_format=_anova_format, na_rep="")]  # fmt: skip
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def plot(self):
+        """Each model's elpd difference from the best, with its SE (arviz-plots ``plot_compare``)."""
+        from .plots import plot_comparison
+
+        return plot_comparison(self)
 
     def _repr_html_(self) -> str:
         parts = [self.table.to_html(float_format="{:.2f}".format)]

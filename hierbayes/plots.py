@@ -10,10 +10,12 @@ uncertainty) are drawn here in the same style. Every posterior interval is equal
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 import warnings
 
 import arviz_plots as azp
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -36,6 +38,19 @@ PRIOR = "#b8b8b8"  # a prior, drawn faint behind its posterior
 FREQ_OFFSET = 0.25  # the frequentist estimate sits this far below its term's posterior interval
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
          "font.size": 10, "figure.dpi": 100}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _style():
+    """STYLE for the figures drawn inside, restoring only those settings afterwards.
+    (``plt.rc_context`` restores every rcParam, ``interactive`` too: entered before a notebook's
+    inline backend is first activated, it turned it off, and later figures were not shown.)"""
+    old = {key: mpl.rcParams[key] for key in STYLE}
+    mpl.rcParams.update(STYLE)
+    try:
+        yield
+    finally:
+        mpl.rcParams.update(old)
 
 
 def _figure(pc, taller: float = 1.0) -> plt.Figure:
@@ -95,7 +110,7 @@ def plot_forest(fit, terms=None, frequentist=None, prob: float = 0.95) -> plt.Fi
     others = [t for t in terms if t != "(Intercept)"]
     panels = [["(Intercept)"], others] if others and len(others) < len(terms) else [terms]
     heights = [len(p) + 0.5 for p in panels]
-    with plt.rc_context(STYLE):
+    with _style():
         fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 1.2 + 0.42 * sum(heights)), squeeze=False,
                                  height_ratios=heights, layout="constrained")  # fmt: skip
         for ax, shown in zip(axes[:, 0], panels):
@@ -147,7 +162,7 @@ def plot_variance(fit, prior: bool = False, at: dict | None = None, random_seed:
     posterior's range (its 0.5-99.5% quantiles, padded); the ICC is left out then.
     """
     params = parameters(fit).drop_vars(names.FIXED)
-    with plt.rc_context(STYLE):
+    with _style():
         if prior:
             import pymc as pm
 
@@ -203,7 +218,7 @@ def plot_trace(fit, var_names=None) -> plt.Figure:
     """Trace and density of each parameter users read, one colour per chain (for diagnosing
     the sampler: the chains should overlap)."""
     params = parameters(fit)
-    with plt.rc_context(STYLE):
+    with _style():
         pc = azp.plot_trace_dist(_tree(posterior=params), var_names=var_names, compact=False, backend="matplotlib")
         fig = _figure(pc)
         pc.add_legend("chain", title="chain", loc="outside upper center", ncol=params.sizes["chain"])
@@ -213,7 +228,7 @@ def plot_trace(fit, var_names=None) -> plt.Figure:
 def plot_rank(fit, var_names=None) -> plt.Figure:
     """Rank plots per chain (uniform when the chains agree)."""
     params = parameters(fit)
-    with plt.rc_context(STYLE):
+    with _style():
         pc = azp.plot_rank(_tree(posterior=params), var_names=var_names, backend="matplotlib")
     return _figure(pc)
 
@@ -239,8 +254,18 @@ def plot_prior_predictive(pp, num_samples: int = 50) -> plt.Figure:
     return _density_overlay(tree, pp.response, num_samples, "data sets drawn from the priors")
 
 
+def plot_comparison(comparison) -> plt.Figure:
+    """``hb.compare``'s table as arviz-plots draws it: elpd difference from the best, ± its SE."""
+    table = comparison.table.rename(columns={"diff_se": "dse"})
+    with _style():
+        pc = azp.plot_compare(table, backend="matplotlib")
+    fig = _figure(pc)
+    fig.axes[0].set_xlabel(f"elpd_loo difference from the best model (one term per {comparison.by})")
+    return fig
+
+
 def _density_overlay(tree, name, num_samples, what) -> plt.Figure:
-    with plt.rc_context(STYLE):
+    with _style():
         pc = azp.plot_ppc_dist(tree, num_samples=num_samples, backend="matplotlib")
         observed = pc.viz["observed_dist"][name].values.ravel()[0]
         replicated = pc.viz["predictive_dist"][name].values.ravel()[0]
@@ -254,7 +279,7 @@ def _plot_group_ppc(table: pd.DataFrame, response: str) -> plt.Figure:
     t = table.sort_values("mean").reset_index(drop=True)
     outside = (t["observed"] < t["lower"]) | (t["observed"] > t["upper"])
     stat, group, prob = t.attrs["stat"], t.attrs["group"] or "data", t.attrs["prob"]
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(max(6.0, min(14.0, 0.12 * len(t) + 3)), 4))
         x = np.arange(len(t))
         ax.vlines(x, t["lower"], t["upper"], color="0.6", lw=2, label=f"{prob:.0%} predictive interval")
@@ -290,7 +315,7 @@ def plot_caterpillar(fit, term: str = "(Intercept)", group: str | None = None, k
     table = getattr(fit, kind)(factor, prob=prob)
     table = table[table.term == term].sort_values("mean").reset_index(drop=True)
     J = len(table)
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6, max(3, min(0.16 * J + 1, 14))))
         y = np.arange(J)
         ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1,
@@ -320,7 +345,7 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
     for t in terms:
         if t not in available:
             raise ValueError(f"{t!r} is not a group-level term of {factor!r}; its terms are {available}")
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6.5, 5))
         if len(terms) == 1:
             t = table[table.term == terms[0]]
@@ -437,7 +462,7 @@ def plot_fitted(fit, x: str, group: str | None = None, levels=None, facet: bool 
     lines = fit.predict(pd.concat(frames, ignore_index=True), re_form="(1 | " + ":".join(f"`{c}`" for c in factor.split(":")) + ")")["mean"].to_numpy()
     lines = lines.reshape(len(all_levels), len(grid))
     colors = plt.get_cmap("tab10")
-    with plt.rc_context(STYLE):
+    with _style():
         panels = levels if facet else [None]
         ncol = min(len(panels), 4)
         nrow = int(np.ceil(len(panels) / ncol))
@@ -469,7 +494,7 @@ def plot_ranks(fit, term: str = "(Intercept)", group: str | None = None, prob: f
     """Each group's posterior rank (median and interval), sorted: how sure is "the best"?"""
     table = fit.ranks(term=term, group=group, prob=prob, descending=descending)
     J = len(table)
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6, max(3, min(0.16 * J + 1, 14))))
         y = np.arange(J)[::-1]
         ax.hlines(y, table["lower"], table["upper"], color=POINT, lw=1)

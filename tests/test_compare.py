@@ -101,3 +101,9 @@ def test_report_includes_a_comparison(by_row, london_fits, tmp_path):
     table = pd.read_csv(tmp_path / "comparison.csv", index_col="model")
     assert list(table.index) == ["rs", "ri", "ols"]
     assert list(pd.read_csv(tmp_path / "anova.csv")["model"]) == ["ols", "ri", "rs"]
+
+
+def test_comparison_figure(by_row):
+    fig = by_row.plot()
+    assert "difference from the best model (one term per row)" in fig.axes[0].get_xlabel()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["rs", "ri", "ols"][::-1] or fig.axes[0].get_yticklabels()
