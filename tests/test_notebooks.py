@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.sampling, pytest.mark.notebooks]
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"london_schools", "growth_curves", "crossed_penicillin"}
+    assert {p.stem for p in NOTEBOOKS} >= {"london_schools", "growth_curves", "crossed_penicillin", "model_building"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -36,3 +36,7 @@ def test_notebook_is_committed_with_its_outputs(path):
     outputs = [o for c in cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure in the stored outputs"
+    # every cell that draws shows its figure (a style context once switched the inline backend off)
+    drawing = [c for c in cells if ".plot" in c.source]
+    unshown = [c.source.splitlines()[0] for c in drawing if not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert not unshown, unshown
