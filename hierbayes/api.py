@@ -19,20 +19,21 @@ from .sampling import available_sampler, sample_model
 __all__ = ["fit", "build"]
 
 
-def build(formula: str, data: pd.DataFrame, family: str = "gaussian", priors: dict | None = None,
-          reference: dict | None = None, parameterization: str | dict = "auto", method: str = "full"):
+def build(formula: str, data: pd.DataFrame, family: str | None = None, priors: dict | None = None,
+          reference: dict | None = None, parameterization: str | dict = "auto", method: str = "full",
+          link: str | None = None):  # fmt: skip
     """The unsampled ``pymc.Model`` of a formula, for users who want to change it first.
 
     ``method="full"`` (default here) keeps the group effects in the model; ``"marginal"``
     integrates them out (``hb.fit`` then draws them afterwards)."""
-    design = make_design(parse_formula(formula), data, reference=reference, family=family)
+    design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link)
     return make_model(design, make_priors(design, priors), method, parameterization).pymc
 
 
 def fit(
     formula: str,
     data: pd.DataFrame,
-    family: str = "gaussian",
+    family: str | None = None,
     priors: dict | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -44,9 +45,14 @@ def fit(
     target_accept: float = 0.9,
     parameterization: str | dict = "auto",
     method: str = "auto",
+    link: str | None = None,
     **kwargs,
 ) -> FitResult:
     """Fit a Bayesian mixed model written as an lme4 formula.
+
+    ``family``: "gaussian" (default), "student_t" ("t"), "bernoulli", "binomial" (a 0/1
+    response is Bernoulli; ``cbind(s, f)`` and ``p(s, n)`` responses imply it), "poisson",
+    "negativebinomial"; ``link`` another link than the family's canonical one (``"probit"``).
 
     ``priors`` overrides the data-scaled defaults by brms parameter name (``"b"``,
     ``"sd_school"``, ``"cor"``, ``"sigma"``...); ``reference`` picks the reference level of
@@ -63,7 +69,7 @@ def fit(
     step); other models are built in PyMC and compiled by nutpie.
     """
     sampler = available_sampler(sampler)
-    design = make_design(parse_formula(formula), data, reference=reference, family=family)
+    design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link)
     model = make_model(design, make_priors(design, priors), method, parameterization)
     sampled = sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                            progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip

@@ -132,7 +132,7 @@ def pointwise_loglik(fit, by: str = "row", group_labels=None) -> xr.DataArray:
     if by == "row":
         mu = predict(fit, draws=True)  # the mean of each row given the (drawn) group effects
         params = {p: post[p].transpose(*names.SAMPLE_DIMS).values[..., None] for p in family.param_names}
-        return mu.copy(data=family.loglik(fit.design.y, mu.values, params))
+        return mu.copy(data=family.loglik(fit.design.y, mu.values, params, fit.design.trials))
     factor = _factor(fit, by)
     stored = fit.idata.children.get("log_likelihood")
     if stored is not None:

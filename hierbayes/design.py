@@ -16,51 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from formulae import design_matrices
-from formulae.transforms import C
 
-from .families import GAUSSIAN, Family, get_family
-from .formula import R_RENAMES, FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
+from .families import GAUSSIAN, Family
+from .formula import FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
+from .response import R_NAMESPACE, DataError, evaluate_response, first_part, pretty, response_family, row_labels
 
 __all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
 
 
-class DataError(ValueError):
-    """The data cannot be used with the formula (unknown column, bad type, too few groups...)."""
-
-
-class _RScale:
-    """R's ``scale(x)``: centre and divide by the SD with n - 1, remembered for new data."""
-
-    __stateful_transform__ = True
-
-    def __init__(self):
-        self.mean = self.sd = None
-
-    def __call__(self, x):
-        x = np.asarray(x, dtype=float)
-        if self.mean is None:
-            self.mean, self.sd = x.mean(), x.std(ddof=1)
-        return (x - self.mean) / self.sd
-
-
-# Names a formula copied from an R script may call, on top of formulae's own (I, C, center,
-# scale, standardize, poly, bs, ...) and numpy as ``np``. A data column of the same name wins:
-# formulae looks a bare name up in the data first, and a call's function in the namespace only.
-R_NAMESPACE = {
-    "np": np,
-    "numpy": np,
-    "factor": C,
-    "log": np.log,
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "rscale": _RScale,  # R's scale(); see formula.R_RENAMES
-}
 _KNOWN_CALLS = set(R_NAMESPACE) | {
-    "I", "C", "T", "S", "center", "scale", "standardize", "poly", "bs", "binary", "offset", "p", "prop",
+    "I", "C", "T", "S", "center", "scale", "standardize", "poly", "bs", "binary", "offset", "p", "prop", "cbind",
     "True", "False", "None",
 }  # fmt: skip
 
@@ -119,6 +84,7 @@ class Design:
     categories: dict[str, list[str]] = field(default_factory=dict, repr=False)
     columns: tuple[str, ...] = ()  # the data columns the formula reads
     family: Family = field(default=GAUSSIAN, repr=False)  # the response family (hierbayes.families)
+    trials: np.ndarray | None = field(default=None, repr=False)  # binomial responses: y successes of trials
 
     @property
     def n_obs(self) -> int:
@@ -148,7 +114,7 @@ class Design:
 
 def make_design(
     spec: ModelSpec | str, data: pd.DataFrame, reference: dict[str, str] | None = None,
-    *, family: str | Family = "gaussian",
+    *, family: str | Family | None = None, link: str | None = None,
 ) -> Design:
     """Evaluate ``spec`` on ``data``.
 
@@ -160,12 +126,13 @@ def make_design(
     that counts them by column (``Design.dropped``); no other row is dropped, and
     ``Design.rows_used`` holds the index labels of the rows kept. A numeric grouping column is
     used as labels, with a warning that says so. ``family`` (a name in
-    ``hierbayes.families.FAMILIES`` or a ``Family``) checks the response and rides along in
-    ``Design.family`` for the later stages.
+    ``hierbayes.families.FAMILIES`` or a ``Family``; None: Gaussian, or binomial for a
+    ``cbind``/``p`` response) with ``link`` checks the response and rides along in
+    ``Design.family`` for the later stages (see ``hierbayes.response``).
     """
-    family = get_family(family)
     if isinstance(spec, str):
         spec = parse_formula(spec)
+    family = response_family(spec.response, family, link)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
@@ -177,8 +144,11 @@ def make_design(
     _check_types(data, used, list(dict.fromkeys(c for b in spec.blocks for c in b.group_columns)))
     prepared = _prepare_categoricals(data, used, reference or {})
 
-    y = _response(spec, prepared)
-    X, fixed_terms, fixed_matrix = _evaluate(f"{spec.response} ~ {spec.fixed}", prepared, f"fixed part {spec.fixed!r}")
+    if family.discrete and unquote(spec.response) in prepared and pd.api.types.is_bool_dtype(prepared[unquote(spec.response)]):
+        prepared[unquote(spec.response)] = prepared[unquote(spec.response)].astype(int)  # True/False as 1/0
+    response = evaluate_response(spec.response, prepared, family)
+    X, fixed_terms, fixed_matrix = _evaluate(f"{first_part(spec.response)} ~ {spec.fixed}", prepared,
+                                             f"fixed part {spec.fixed!r}")  # fmt: skip
     _check_rank(X, fixed_terms, "fixed-effect column")
 
     factors: dict[str, GroupingFactor] = {}
@@ -191,10 +161,10 @@ def make_design(
             raise FormulaError(f"random-effect term {block.source!r} has no columns")
         _check_rank(Z, terms, f"in random-effect term {block.source!r}, column")
         q, n_levels = (Z.shape[1] if block.correlated else 1), factors[block.group].n_levels
-        if q * n_levels >= len(y):  # lme4's check: number of observations <= number of random effects
+        if q * n_levels >= len(response.y):  # lme4's check: number of observations <= number of random effects
             raise DataError(
                 f"random-effect term {block.source!r} has {q} effects for each of the {n_levels} levels of "
-                f"{block.group!r}: {q * n_levels} group-level effects for {len(y)} rows, too many to tell apart "
+                f"{block.group!r}: {q * n_levels} group-level effects for {len(response.y)} rows, too many to tell apart "
                 "from the residual (lme4 refuses this too); drop a term from the bar or use more data"
             )
         if block.correlated:
@@ -212,8 +182,9 @@ def make_design(
 
     return Design(
         spec=spec,
-        response=_pretty(unquote(spec.response)),
-        y=y,
+        response=pretty(unquote(spec.response)),
+        y=response.y,
+        trials=response.trials,
         X=X,
         fixed_terms=fixed_terms,
         blocks=tuple(blocks),
@@ -436,24 +407,6 @@ def _check_response_type(name: str, data: pd.DataFrame, family: Family) -> None:
             raise DataError(problem)
 
 
-def _response(spec: ModelSpec, prepared: pd.DataFrame) -> np.ndarray:
-    name = spec.response
-    try:
-        with np.errstate(all="ignore"):  # log(0) and the like: the check below names them
-            dm = design_matrices(f"{name} ~ 1", prepared, na_action="pass", extra_namespace=R_NAMESPACE)
-        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
-    except (ValueError, TypeError) as err:
-        raise DataError(f"cannot evaluate the response {name!r} as numbers: {err}") from err
-    if not np.all(np.isfinite(y)):
-        bad = ~np.isfinite(y)
-        raise DataError(f"the response {_pretty(name)!r} has {int(bad.sum())} infinite or NaN "
-                        f"value{'s' * (int(bad.sum()) > 1)}, in rows {_labels(prepared.index[bad])}")  # fmt: skip
-    if len(y) > 1 and np.ptp(y) == 0:
-        raise DataError(f"the response {_pretty(name)!r} is constant (every value is {y[0]:g}): there is no "
-                        "variation to model")  # fmt: skip
-    return y
-
-
 def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
     """Evaluate the right-hand side of ``formula`` with formulae: (matrix, lme4 column names,
     formulae's evaluated terms, which evaluate new data the same way)."""
@@ -476,28 +429,16 @@ def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
     if not np.all(np.isfinite(X)):
         bad = {_lme4_name(c): ~np.isfinite(X[:, k]) for k, c in enumerate(frame.columns)}
         raise DataError(f"the {where} gives infinite or NaN values: "
-                        + "; ".join(f"{int(m.sum())} in column {c!r} (rows {_labels(prepared.index[m])})"
+                        + "; ".join(f"{int(m.sum())} in column {c!r} (rows {row_labels(prepared.index[m])})"
                                     for c, m in bad.items() if m.any()))  # fmt: skip
     return X, tuple(_lme4_name(c) for c in frame.columns), dm.common
-
-
-def _labels(index) -> str:
-    """Row labels for a message: the first few."""
-    return ", ".join(map(str, index[:6])) + (", ..." if len(index) > 6 else "")
 
 
 def _lme4_name(name: str) -> str:
     """formulae's ``Intercept``, ``sex[M]``, ``I(x ** 2)`` -> lme4's ``(Intercept)``, ``sexM``, ``I(x^2)``."""
     if name == "Intercept":
         return "(Intercept)"
-    return _pretty(re.sub(r"\[([^\]]*)\]", r"\1", name))
-
-
-def _pretty(expr: str) -> str:
-    """Python spellings back to the R ones the user wrote."""
-    for r_name, ours in R_RENAMES.items():
-        expr = re.sub(rf"(?<![\w.]){ours}\(", f"{r_name}(", expr)
-    return expr.replace(" ** ", "^").replace("**", "^")
+    return pretty(re.sub(r"\[([^\]]*)\]", r"\1", name))
 
 
 def _check_rank(X: np.ndarray, names: tuple[str, ...], what: str) -> None:

@@ -54,6 +54,10 @@ def fit_mixedlm(design, method: str = "REML") -> FrequentistFit:
     from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
 
     method = _method(method)
+    if not design.family.integrates_exactly:
+        raise UnsupportedStructure(f"statsmodels has no exact fit of a {design.family.label} mixed model (its "
+                                   "BinomialBayesMixedGLM and PoissonBayesMixedGLM are variational approximations); "
+                                   "pass lme4's glmer numbers as reference=")  # fmt: skip
     if not design.blocks:
         raise UnsupportedStructure("the model has no group-level effects; fit it with ordinary least squares")
     outer, outer_blocks, vc_blocks = _structure(design)

@@ -31,7 +31,6 @@ import pytensor.tensor as pt
 
 from . import names
 from .design import DataError, Design
-from .families import response_scale
 from .marginal.density import PackedModel, pack_model
 from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
@@ -70,7 +69,7 @@ class Model:
                 mu = mu + _group_part(self.design, block, self.priors, self.parameterization[block.name])
             family = self.design.family
             params = {p.name: _variable(p.name, [self.priors.get(p.name)]) for p in family.params}
-            family.observe(names.observed(self.design.response), mu, params, self.design.y)
+            family.observe(names.observed(self.design.response), mu, params, self.design.y, self.design.trials)
         return model
 
 
@@ -174,7 +173,7 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
     scale), with the intercept sampled at the predictors' means (better geometry)."""
     X, terms = design.X, design.fixed_terms
     slopes = [k for k, t in enumerate(terms) if t != "(Intercept)"]
-    s_y = response_scale(design.y)
+    loc, s_y = design.family.link_scale(design.y, design.trials)  # mean(y), sd(y) for the identity link
     beta = None
     if slopes:
         pm.Model.get_context().add_coord(names.SLOPE_TERM, [terms[k] for k in slopes])
@@ -188,7 +187,7 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
         return (pt.dot(X[:, slopes], beta) if rows else None), b
 
     means = X[:, slopes].mean(axis=0)
-    intercept_c = _scaled_variable(names.INTERCEPT_C, [priors.get("Intercept")], float(np.mean(design.y)), s_y)
+    intercept_c = _scaled_variable(names.INTERCEPT_C, [priors.get("Intercept")], loc, s_y)
     if beta is None:
         b = pm.Deterministic(names.FIXED, intercept_c[None], dims=names.TERM)
         return (intercept_c * pt.ones(design.n_obs) if rows else None), b
@@ -263,7 +262,7 @@ def _group_part(design: Design, block, priors: Priors, how: str):
     effect = names.effect_dim(block)
     sd = _variable(names.sd(block), [priors.get("sd", block.name, t) for t in block.terms], dims=effect)
     if how == "centered":  # sampled as r / s_y (see _scaled_variable)
-        s_y = response_scale(design.y)
+        s_y = design.family.link_scale(design.y, design.trials)[1]
         r_std = pm.Normal(names.standardized(names.effects(block)), 0.0, sd / s_y, dims=(block.group, effect))
         r = pm.Deterministic(names.effects(block), s_y * r_std, dims=(block.group, effect))
     else:

@@ -19,11 +19,12 @@ import pandas as pd
 from . import names
 from .formula import parse_formula
 from .newdata import NewData, evaluate_new_data
+from .response import DataError, evaluate_response
 from .summarize import SAMPLE_DIMS, as_draws, block_cholesky, stats
 
 __all__ = ["predict"]
 
-KINDS = ("mean", "pp")
+KINDS = ("mean", "link", "pp")
 
 
 def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="hdi", draws=False,
@@ -34,7 +35,8 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
     ``draws=True``, a DataArray of draws with dims (chain, draw, obs).
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'mean' (expected value) or 'pp' (posterior predictive), not {kind!r}")
+        raise ValueError(f"kind must be 'mean' (expected value), 'link' (linear predictor) or 'pp' (posterior "
+                         f"predictive), not {kind!r}")  # fmt: skip
     design = fit.design
     factors = _factors(design, re_form)
     if newdata is None:
@@ -73,15 +75,28 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
                 block_codes = codes
             mu = mu + np.einsum("cdnk,nk->cdn", r[:, :, block_codes, :], new.Z[block.name])
     family = design.family
-    mu = family.mean(mu)  # the linear predictor -> the expected value
+    if kind != "link":
+        mu = family.mean(mu)  # the linear predictor -> the expected value
     if kind == "pp":  # (chain, draw) draws of the family's parameters, against every row
-        mu = family.draw(mu, {p: post[p].values[..., None] for p in family.param_names}, rng)
+        trials = design.trials if newdata is None else _new_trials(design, newdata)
+        mu = family.draw(mu, {p: post[p].values[..., None] for p in family.param_names}, rng, trials)
     da = as_draws(mu, post, ("obs",), {"obs": np.asarray(index)})
     if draws:
         return da
     table = stats(da, prob, interval)
     table.index = index
     return table
+
+
+def _new_trials(design, newdata):
+    """The trials of a binomial response on ``newdata`` (its ``cbind``/``p`` columns), or None."""
+    if not design.family.has_trials:
+        return None
+    try:
+        return evaluate_response(design.spec.response, newdata, design.family).trials
+    except DataError as err:
+        raise DataError(f"posterior predictive draws of the binomial response {design.response!r} need its trials "
+                        f"in newdata: {err}") from None  # fmt: skip
 
 
 def _factors(design, re_form) -> list[str]:

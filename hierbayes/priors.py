@@ -1,6 +1,8 @@
 """Stage 3: Design (+ overrides) -> Priors: defaults scaled to the data, a printable prior table.
 
-Defaults (the README documents them; s_y is the SD of the response, s_x of a predictor column):
+Defaults (the README documents them; s_y is the SD of the response, s_x of a predictor column;
+for a family with a non-identity link, on the link scale: mean(y) is g(mean(y)) and s_y is 1,
+``Family.link_scale``):
 
 - ``Intercept``: Normal(mean(y), 2.5 s_y), for the intercept with every fixed predictor at
   its sample mean (as brms and rstanarm put it; the reported ``(Intercept)`` is shifted back).
@@ -25,7 +27,6 @@ import pandas as pd
 
 from . import names
 from .design import Design
-from .families import response_scale
 
 __all__ = ["Prior", "PriorEntry", "Priors", "PriorError", "default_priors", "make_priors"]
 
@@ -181,7 +182,7 @@ def make_priors(design: Design, overrides: dict | Priors | None = None) -> Prior
             f"{', '.join(sorted(valid, key=lambda k: _key_order(k, design.family.param_names)))}"
         )
     y = design.y
-    s_y = response_scale(y)
+    loc, s_y = design.family.link_scale(y, design.trials)  # mean(y), sd(y) for the identity link
     support = {**_SUPPORT, **{p.name: p.support for p in design.family.params}}
 
     entries: list[PriorEntry] = []
@@ -196,7 +197,7 @@ def make_priors(design: Design, overrides: dict | Priors | None = None) -> Prior
 
     for k, term in enumerate(design.fixed_terms):
         if term == "(Intercept)":
-            add("Intercept", "", "", Prior("Normal", mu=float(np.mean(y)), sigma=2.5 * s_y), ["Intercept"])
+            add("Intercept", "", "", Prior("Normal", mu=loc, sigma=2.5 * s_y), ["Intercept"])
         else:
             s_x = _sd(design.X[:, k])
             add("b", "", term, Prior("Normal", mu=0.0, sigma=2.5 * s_y / s_x), [f"b_{term}", "b"])

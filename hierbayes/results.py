@@ -169,10 +169,10 @@ class FitResult:
                         c = cor.sel({effect: t1, effect_bis: t2})
                         cov = (c * sd.sel({effect: t1}) * sd.sel({effect: t2})).mean()
                         rows.append(_row(block.name, t1, t2, c, cov, prob, interval))
-        sigma = self.posterior[names.SIGMA]  # the residual SD; its variance as the family defines it
-        residual = self.design.family.residual_variance({names.SIGMA: sigma})
-        rows.append(_row("Residual", "", "", sigma, residual.mean(), prob, interval))
-        return pd.DataFrame(rows)
+        if names.SIGMA in self.design.family.param_names:  # the residual SD (Gaussian, Student-t)
+            sigma = self.posterior[names.SIGMA]
+            rows.append(_row("Residual", "", "", sigma, (sigma**2).mean(), prob, interval))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "mean", "sd", "lower", "upper", "vcov"])
 
     # --- what the fit says (variance.py, groups.py, predict.py, frequentist.py) -----------------
 
@@ -296,9 +296,14 @@ class FitResult:
             lines.append(_random_effects_text(vc, d))
             groups = ", ".join(f"{name}, {f.n_levels}" for name, f in d.factors.items())
             lines.append(f"Number of obs: {d.n_obs}, groups:  {groups}")
-        else:
+        elif names.SIGMA in d.family.param_names:
             s = _stats(post[names.SIGMA], prob, "eti").iloc[0]
             lines.append(f"Residual SD: {s['mean']:.4g} ({pct} equal-tailed interval {s['lower']:.4g} to {s['upper']:.4g})")
+        for p in d.family.params:
+            if p.name != names.SIGMA:
+                s = _stats(post[p.name], prob, "eti").iloc[0]
+                lines.append(f"{p.name} ({p.description}): {s['mean']:.4g} ({pct} equal-tailed interval "
+                             f"{s['lower']:.4g} to {s['upper']:.4g})")  # fmt: skip
         lines += ["", "Fixed effects:"]
         fe = self.fixef(prob).rename(
             columns={"mean": "Estimate", "sd": "Est.Error", "lower": f"l-{pct}", "upper": f"u-{pct}",
@@ -383,6 +388,6 @@ def _random_effects_text(vc: pd.DataFrame, design: Design) -> str:
             lines.append(
                 f" {grp:<{gw}} {row.var1:<{nw}} {row['mean']:>9.4g} {row['lower']:>9.4g} {row['upper']:>9.4g}  {' '.join(corr)}"
             )
-    res = vc[vc.grp == "Residual"].iloc[0]
-    lines.append(f" {'Residual':<{gw}} {'':<{nw}} {res['mean']:>9.4g} {res['lower']:>9.4g} {res['upper']:>9.4g}")
+    for _, res in vc[vc.grp == "Residual"].iterrows():
+        lines.append(f" {'Residual':<{gw}} {'':<{nw}} {res['mean']:>9.4g} {res['lower']:>9.4g} {res['upper']:>9.4g}")
     return "\n".join(lines)

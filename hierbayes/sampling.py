@@ -182,7 +182,7 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
         d = model.design
         key = model_fingerprint(d.spec, d.y, d.X, [(b.name, b.Z, b.correlated) for b in d.blocks],
                                 [(f.levels, f.codes) for f in d.factors.values()], model.priors.table().to_csv(),
-                                model.method, model.parameterization, d.family.name)  # fmt: skip
+                                model.method, model.parameterization, d.family.name, d.family.link, d.trials)  # fmt: skip
         idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                        progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)  # fmt: skip
     if model.integrated:

@@ -90,10 +90,23 @@ def _second_moments(fit, at):
     return {b.name: np.outer(new.Z[b.name][0], new.Z[b.name][0]) for b in design.blocks}
 
 
-def residual_variance(fit) -> np.ndarray:
-    """Draws (chain, draw) of the residual variance, as the fit's family defines it."""
+def residual_variance(fit, trigamma: bool = False) -> np.ndarray:
+    """Draws (chain, draw) of the (latent-scale) residual variance, as the fit's family defines it.
+
+    Count families (log link) need the mean count: lambda = exp(beta_0 + the group-level
+    intercept variances / 2), Nakagawa, Johnson & Schielzeth (2017), eq. 5 and 6."""
     family = fit.design.family
-    return np.asarray(family.residual_variance({p: fit.posterior[p].values for p in family.param_names}))
+    post = fit.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    lam = None
+    if family.latent_residual_variance is not None and family.link == "log":
+        eta = post[names.FIXED].sel({names.TERM: "(Intercept)"}).values if fit.design.has_intercept else 0.0
+        for block in fit.design.blocks:
+            if "(Intercept)" in block.terms:
+                eta = eta + 0.5 * post[names.sd(block)].sel({names.effect_dim(block): "(Intercept)"}).values ** 2
+        lam = np.exp(eta)
+    params = {p: post[p].values for p in family.param_names}
+    return np.broadcast_to(np.asarray(family.residual_variance(params, lam, trigamma), dtype=float), shape).copy()
 
 
 def fixed_variance(fit) -> np.ndarray:
@@ -158,7 +171,7 @@ def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
     if draws:
         return da
     table = stats(da, prob, interval).reset_index()
-    e = fit.design.family.residual_symbol  # sigma^2 for the Gaussian
+    e = fit.design.family.residual_term  # sigma^2 for the Gaussian, pi^2/3 for logit
     table.insert(1, "definition", [
         f"var(X beta + Z b) / (var(X beta + Z b) + {e}), Gelman et al. 2019",
         f"var(X beta) / (var(X beta) + {e}), Gelman et al. 2019",

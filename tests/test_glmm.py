@@ -1,0 +1,130 @@
+"""Generalised and robust mixed models: binomial (cbpp against glmer), Bernoulli, Poisson and
+negative-binomial recovery of simulated truths, a Student-t refit against outliers, and every
+bad response refused with its column and value named before sampling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hierbayes as hb
+from hierbayes.design import DataError, make_design
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit():
+    return hb.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", hb.datasets.load("cbpp"),
+                  random_seed=20261124, progressbar=False)  # fmt: skip
+
+
+@pytest.mark.sampling
+def test_cbpp_agrees_with_glmer(cbpp_fit, lme4_reference):
+    ref = lme4_reference["cbpp_binomial"]
+    fit = cbpp_fit
+    assert fit.design.family.name == "binomial" and fit.method == "full"
+    fe = fit.fixef()
+    for term, value in ref["fixef"].items():
+        assert abs(fe.loc[term, "mean"] - value) < 2 * fe.loc[term, "sd"], term
+    median = float(fit.posterior["sd_herd"].median())
+    assert median == pytest.approx(ref["varcorr"][0]["sdcor"], rel=0.25)
+    assert fit.summary().startswith("Bayesian generalised linear mixed model (Binomial, logit link)")
+    assert "Residual" not in set(fit.varcorr()["grp"])
+    # the latent-scale ICC of a logit model: tau^2 / (tau^2 + pi^2/3), draw by draw
+    tau2 = fit.posterior["sd_herd"].values[..., 0] ** 2
+    icc = fit.icc(draws=True).sel(icc="herd").values
+    np.testing.assert_allclose(icc, tau2 / (tau2 + np.pi**2 / 3))
+    # predictions: probabilities, the linear predictor, and counts of successes out of each row's trials
+    p = fit.predict(draws=True)
+    eta = fit.predict(kind="link", draws=True)
+    np.testing.assert_allclose(p.values, 1 / (1 + np.exp(-eta.values)))
+    pp = fit.predict(kind="pp", draws=True).values
+    assert np.all(pp <= fit.design.trials) and np.all(pp == np.round(pp))
+    with pytest.raises(hb.UnsupportedStructure, match="no exact fit of a Binomial"):
+        fit.compare_frequentist()
+
+
+def _simulated(kind: str, seed: int, J: int = 30, n: int = 20):
+    """Correlated random intercepts and slopes: sd 0.5 and 0.3, correlation 0.4."""
+    rng = np.random.default_rng(seed)
+    sd, rho = np.array([0.5, 0.3]), 0.4
+    cov = np.outer(sd, sd) * np.array([[1, rho], [rho, 1]])
+    b = rng.multivariate_normal([0, 0], cov, size=J)
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    beta = {"bernoulli": (-0.3, 0.8), "poisson": (1.0, 0.4), "negativebinomial": (1.0, 0.4)}[kind]
+    eta = beta[0] + b[g, 0] + (beta[1] + b[g, 1]) * x
+    if kind == "bernoulli":
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    elif kind == "poisson":
+        y = rng.poisson(np.exp(eta))
+    else:
+        shape = 4.0
+        y = rng.negative_binomial(shape, shape / (shape + np.exp(eta)))
+    truth = {"(Intercept)": beta[0], "x": beta[1], "sd0": sd[0], "sd1": sd[1]}
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{j}" for j in g]}), truth
+
+
+@pytest.mark.sampling
+@pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")  # short runs; the truths are what is checked
+@pytest.mark.parametrize("kind", ["bernoulli", "poisson", "negativebinomial"])
+def test_simulated_correlated_slopes_are_recovered(kind):
+    data, truth = _simulated(kind, seed={"bernoulli": 1, "poisson": 2, "negativebinomial": 3}[kind])
+    fit = hb.fit("y ~ x + (x | g)", data, family=kind, random_seed=5, progressbar=False, draws=500, tune=600)
+    fe = fit.fixef(prob=0.95)
+    for term in ("(Intercept)", "x"):
+        assert fe.loc[term, "lower"] < truth[term] < fe.loc[term, "upper"], (term, fe.loc[term])
+    vc = fit.varcorr(prob=0.95)
+    sds = vc[vc.var2 == ""].set_index("var1")
+    assert sds.loc["(Intercept)", "lower"] < truth["sd0"] < sds.loc["(Intercept)", "upper"]
+    assert sds.loc["x", "lower"] < truth["sd1"] < sds.loc["x", "upper"]
+    if kind == "negativebinomial":
+        shape = fit.posterior["shape"].values
+        assert np.quantile(shape, 0.025) < 4.0 < np.quantile(shape, 0.975)
+
+
+@pytest.mark.sampling
+def test_student_t_resists_outliers():
+    rng = np.random.default_rng(11)
+    J, n = 20, 15
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.5, J)[g] + rng.normal(0, 0.5, J * n)
+    worst = np.argsort(x)[-15:]  # gross outliers at the largest x pull a Gaussian slope down
+    y[worst] -= 8.0
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    kw = dict(random_seed=3, progressbar=False, draws=500)
+    gaussian = hb.fit("y ~ x + (1 | g)", data, **kw)
+    robust = hb.fit("y ~ x + (1 | g)", data, family="t", **kw)
+    assert robust.design.family.name == "student_t"
+    err_t = abs(robust.fixef().loc["x", "mean"] - 0.5)
+    err_g = abs(gaussian.fixef().loc["x", "mean"] - 0.5)
+    assert err_t < 0.1 < err_g
+    assert float(robust.posterior["nu"].median()) < 5  # heavy tails found
+
+
+@pytest.mark.parametrize("formula, family, data, message", [
+    ("y ~ x", "bernoulli", {"y": [0, 1, 2, 1]}, r"the response 'y' must be 0/1 .* for the Bernoulli family: 2 in row 2"),
+    ("y ~ x", "binomial", {"y": [0.0, 1.0, 0.5, 1.0]}, r"must be 0/1 .*Bernoulli.*0.5 in row 2.*cbind"),
+    ("y ~ x", "poisson", {"y": [0, 1, -2, 1]}, r"'y' must be a non-negative whole number .* Poisson family: -2 in row 2"),
+    ("y ~ x", "negativebinomial", {"y": [0, 1.5, 2, 1]}, r"'y' must be a non-negative whole number .*: 1.5 in row 1"),
+    ("p(s, n) ~ x", None, {"s": [1, 5, 2, 0], "n": [3, 4, 2, 2]}, r"the successes 's' exceed the trials 'n' in 1 row.*row 1: 5 of 4"),
+    ("p(s, n) ~ x", None, {"s": [1, 0, 2, 0], "n": [3, 0, 2, 2]}, r"1 row\(s\) have 0 trials .* row 1"),
+    ("cbind(s, f) ~ x", None, {"s": [1, -1, 2, 0], "f": [3, 4, 2, 2]}, r"the successes 's' must be whole numbers of 0 or more .*: -1 in row 1"),
+    ("cbind(s, f) ~ x", None, {"s": [1, 1, 2, 0], "f": [3, 4.5, 2, 2]}, r"the failures 'f' must be whole numbers .*: 4.5 in row 1"),
+    ("cbind(s, f) ~ x", "gaussian", {"s": [1, 1, 2, 0], "f": [3, 4, 2, 2]}, r"counts successes out of trials: use family='binomial', not 'gaussian'"),
+    ("cbind(s) ~ x", None, {"s": [1, 1, 2, 0]}, r"cbind\(...\) in the response 'cbind\(s\)' takes two arguments"),
+])  # fmt: skip
+def test_bad_responses_are_named_before_sampling(formula, family, data, message):
+    frame = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3], **data})
+    with pytest.raises(DataError, match=message):
+        make_design(formula, frame, family=family)
+
+
+def test_binomial_responses_in_both_spellings_agree():
+    frame = pd.DataFrame({"s": [1, 3, 2, 0, 4], "f": [3, 1, 2, 2, 0], "x": [0.1, 0.5, 0.9, 1.3, 2.0]})
+    lme4 = make_design("cbind(s, f) ~ x", frame)
+    bambi = make_design("p(s, n) ~ x", frame.assign(n=frame.s + frame.f))
+    assert lme4.family.name == bambi.family.name == "binomial"
+    np.testing.assert_array_equal(lme4.trials, bambi.trials)
+    np.testing.assert_array_equal(lme4.y, frame.s)
+    assert make_design("y ~ x", frame.assign(y=frame.s > 1), family="binomial").family.name == "bernoulli"
+    assert make_design("cbind(s, f) ~ x", frame, family="binomial", link="probit").family.link == "probit"
