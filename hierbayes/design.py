@@ -21,7 +21,7 @@ from .families import GAUSSIAN, Family
 from .formula import FormulaError, ModelSpec, RandomBlock, parse_formula, unquote
 from .response import R_NAMESPACE, DataError, evaluate_response, first_part, pretty, response_family, row_labels
 
-__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center"]
+__all__ = ["DataError", "Design", "BlockDesign", "GroupingFactor", "make_design", "center", "split_offset"]
 
 
 _KNOWN_CALLS = set(R_NAMESPACE) | {
@@ -85,6 +85,8 @@ class Design:
     columns: tuple[str, ...] = ()  # the data columns the formula reads
     family: Family = field(default=GAUSSIAN, repr=False)  # the response family (hierbayes.families)
     trials: np.ndarray | None = field(default=None, repr=False)  # binomial responses: y successes of trials
+    offset: np.ndarray | None = field(default=None, repr=False)  # offset(...) terms: added to eta, no coefficient
+    offset_columns: tuple[int, ...] = field(default=(), repr=False)  # their columns in formulae's fixed matrix
 
     @property
     def n_obs(self) -> int:
@@ -149,6 +151,9 @@ def make_design(
     response = evaluate_response(spec.response, prepared, family)
     X, fixed_terms, fixed_matrix = _evaluate(f"{first_part(spec.response)} ~ {spec.fixed}", prepared,
                                              f"fixed part {spec.fixed!r}")  # fmt: skip
+    offset_columns = tuple(k for k, t in enumerate(fixed_terms) if t.startswith("offset("))
+    X, offset = split_offset(X, offset_columns)
+    fixed_terms = tuple(t for k, t in enumerate(fixed_terms) if k not in offset_columns)
     _check_rank(X, fixed_terms, "fixed-effect column")
 
     factors: dict[str, GroupingFactor] = {}
@@ -185,6 +190,8 @@ def make_design(
         response=pretty(unquote(spec.response)),
         y=response.y,
         trials=response.trials,
+        offset=offset,
+        offset_columns=offset_columns,
         X=X,
         fixed_terms=fixed_terms,
         blocks=tuple(blocks),
@@ -432,6 +439,14 @@ def _evaluate(formula: str, prepared: pd.DataFrame, where: str):
                         + "; ".join(f"{int(m.sum())} in column {c!r} (rows {row_labels(prepared.index[m])})"
                                     for c, m in bad.items() if m.any()))  # fmt: skip
     return X, tuple(_lme4_name(c) for c in frame.columns), dm.common
+
+
+def split_offset(X: np.ndarray, columns: tuple[int, ...]):
+    """(X without the ``offset(...)`` columns, their sum or None): an offset enters the linear
+    predictor with coefficient 1, as in R."""
+    if not columns:
+        return X, None
+    return np.delete(X, list(columns), axis=1), X[:, list(columns)].sum(axis=1)
 
 
 def _lme4_name(name: str) -> str:

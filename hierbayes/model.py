@@ -67,6 +67,8 @@ class Model:
             mu, _ = _fixed_part(self.design, self.priors)
             for block in self.design.blocks:
                 mu = mu + _group_part(self.design, block, self.priors, self.parameterization[block.name])
+            if self.design.offset is not None:
+                mu = mu + self.design.offset
             family = self.design.family
             params = {p.name: _variable(p.name, [self.priors.get(p.name)]) for p in family.params}
             family.observe(names.observed(self.design.response), mu, params, self.design.y, self.design.trials)

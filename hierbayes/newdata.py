@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .design import DataError, Design, level_name, level_names, level_order, names_in, quote_list
+from .design import DataError, Design, level_name, level_names, level_order, names_in, quote_list, split_offset
 
 __all__ = ["NewData", "evaluate_new_data"]
 
@@ -24,6 +24,7 @@ class NewData:
     X: np.ndarray
     Z: dict[str, np.ndarray]
     levels: dict[str, np.ndarray]  # grouping factor -> level name of every row
+    offset: np.ndarray | None = None  # the formula's offset(...) terms on the new rows
 
 
 def evaluate_new_data(
@@ -84,6 +85,7 @@ def evaluate_new_data(
             raise DataError(f"cannot evaluate the {where} on newdata: {err}") from err
 
     X = evaluate(design.fixed_matrix, f"fixed part {spec.fixed!r}") if fixed else None
+    X, offset = split_offset(X, design.offset_columns) if X is not None else (None, None)
     Z, evaluated = {}, {}
     for block in design.blocks:
         if block.group in factors:
@@ -95,7 +97,7 @@ def evaluate_new_data(
     for factor in factors:
         parts = [_match_levels(level_names(newdata[c]), level_order(design.data[c])) for c in group_columns[factor]]
         levels[factor] = np.array([":".join(row) for row in zip(*parts)], dtype=object)
-    return NewData(X=X, Z=Z, levels=levels)
+    return NewData(X=X, Z=Z, levels=levels, offset=offset)
 
 
 def _match_levels(names: np.ndarray, levels) -> np.ndarray:

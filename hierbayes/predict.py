@@ -44,6 +44,7 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
             X=design.X,
             Z={b.name: b.Z for b in design.blocks if b.group in factors},
             levels={f: np.asarray(design.factors[f].levels, dtype=object)[design.factors[f].codes] for f in factors},
+            offset=design.offset,
         )
         index = design.data.index
     else:
@@ -53,6 +54,8 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
     post = fit.posterior
     beta = post[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
     mu = np.einsum("cdk,nk->cdn", beta, new.X)
+    if new.offset is not None:
+        mu = mu + new.offset
     for factor in factors:
         known = {lv: j for j, lv in enumerate(design.factors[factor].levels)}
         codes = np.array([known.get(lv, -1) for lv in new.levels[factor]])

@@ -128,3 +128,24 @@ def test_binomial_responses_in_both_spellings_agree():
     np.testing.assert_array_equal(lme4.y, frame.s)
     assert make_design("y ~ x", frame.assign(y=frame.s > 1), family="binomial").family.name == "bernoulli"
     assert make_design("cbind(s, f) ~ x", frame, family="binomial", link="probit").family.link == "probit"
+
+
+@pytest.mark.sampling
+def test_an_offset_enters_with_coefficient_one():
+    rng = np.random.default_rng(4)
+    J, n = 20, 20
+    g = np.repeat(np.arange(J), n)
+    x, exposure = rng.normal(size=J * n), rng.uniform(0.5, 20, J * n)
+    y = rng.poisson(exposure * np.exp(0.3 + 0.5 * x + rng.normal(0, 0.4, J)[g]))
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str), "exposure": exposure})
+    fit = hb.fit("y ~ x + offset(log(exposure)) + (1 | g)", data, family="poisson", random_seed=1,
+                 progressbar=False, draws=500)  # fmt: skip
+    assert fit.design.fixed_terms == ("(Intercept)", "x") and fit.method == "full"
+    np.testing.assert_allclose(fit.design.offset, np.log(exposure))
+    fe = fit.fixef()
+    assert fe.loc["(Intercept)", "lower"] < 0.3 < fe.loc["(Intercept)", "upper"]
+    assert fe.loc["x", "lower"] < 0.5 < fe.loc["x", "upper"]
+    # new rows: the same covariates with ten times the exposure predict ten times the count
+    new = data.head(3)
+    ratio = fit.predict(new.assign(exposure=new.exposure * 10), draws=True) / fit.predict(new, draws=True)
+    np.testing.assert_allclose(ratio.values, 10.0, rtol=1e-10)

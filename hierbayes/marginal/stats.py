@@ -48,6 +48,8 @@ def marginal_applies(design) -> tuple[bool, str]:
         return False, "the model has no group-level effects"
     if not design.family.integrates_exactly:
         return False, f"the {design.family.name} family's group effects cannot be integrated out exactly"
+    if design.offset is not None:
+        return False, "the model has an offset (the integrated-out kernels take none yet)"
     return True, ""
 
 
