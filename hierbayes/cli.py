@@ -20,13 +20,14 @@ from importlib import metadata
 
 from . import datasets
 from .api import fit
-from .families import FAMILIES, GAUSSIAN
+from .families import FAMILIES
 
 # the YAML keys, each with what it takes (fit --help lists them)
 _KEY_HELP = {
     "formula": "the model in lme4 syntax, e.g. normexam ~ standLRT + (standLRT | school)  [required]",
     "data": f"a shipped data set ({', '.join(datasets.names())}) or a CSV path relative to the YAML file  [required]",
-    "family": f"the response family ({', '.join(FAMILIES)})",
+    "family": f"the response family ({', '.join(FAMILIES)}); default gaussian, or binomial for cbind(s, f)",
+    "link": "a link other than the family's canonical one (probit, cloglog, identity, sqrt)",
     "reference": "reference level per categorical column, e.g. {schgend: mixed}",
     "priors": 'priors by brms parameter name, e.g. {sd: "HalfNormal(1)", cor: "LKJ(4)"}',
     "sampling": "draws, tune, chains, random_seed, sampler (auto, nutpie, pymc), target_accept, progressbar",
@@ -88,7 +89,8 @@ def run_fit(config_path: str | Path, out: str | Path, overrides: dict | None = N
     result = fit(
         config["formula"],
         config["data"],
-        family=config.get("family", GAUSSIAN.name),
+        family=config.get("family"),
+        link=config.get("link"),
         priors=config.get("priors"),
         reference=config.get("reference"),
         **sampling,

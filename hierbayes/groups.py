@@ -11,6 +11,10 @@ Shrinkage, per level of one grouping factor and per group-level term of that fac
   (too few rows, or a covariate constant within the group).
 - ``complete_pooling``: the least-squares estimate that ignores the groups (the same for
   every group).
+- Other families (binomial, Poisson...): the same on the link scale, by maximum likelihood
+  instead of least squares: each group's own GLM fit (iteratively reweighted least squares,
+  Fisher scoring) with the rest of the linear predictor as an offset, and the pooled GLM.
+  NaN where a group's estimate runs off (all successes or none, all-zero counts).
 - ``mean``, ``sd``, ``lower``, ``upper``: the partial-pooling posterior (as ``coef()``).
 
 Ranks: in every posterior draw the groups are ranked by their coefficient for a term
@@ -42,14 +46,17 @@ def shrinkage(fit, group=None, term=None, prob=0.95, interval="hdi"):
     levels = design.factors[factor].levels
 
     beta = post[names.FIXED].mean(SAMPLE_DIMS).values
-    offset = design.X @ beta
+    offset = design.X @ beta + (0.0 if design.offset is None else design.offset)
     for block in design.blocks:
         if block.group != factor:
             r = post[names.effects(block)].mean(SAMPLE_DIMS).values
             offset = offset + (r[design.factors[block.group].codes] * block.Z).sum(axis=1)
     Z = np.column_stack([b.Z for b in blocks])
-    deviation = _per_group_least_squares(Z, design.y - offset, codes, len(levels))
-    pooled = np.linalg.lstsq(design.X, design.y, rcond=None)[0] if design.X.shape[1] else np.zeros(0)
+    params = {p: post[p].mean(SAMPLE_DIMS).values for p in design.family.param_names}
+    deviation = _per_group_fit(design, params, Z, offset, codes, len(levels))
+    base = 0.0 if design.offset is None else design.offset
+    pooled = (_per_group_fit(design, params, design.X, base, np.zeros(design.n_obs, dtype=int), 1)[0]
+              if design.X.shape[1] else np.zeros(0))  # fmt: skip
     fixed = dict(zip(design.fixed_terms, beta))
     pooled = dict(zip(design.fixed_terms, pooled))
     sizes = np.bincount(codes, minlength=len(levels))
@@ -68,6 +75,29 @@ def shrinkage(fit, group=None, term=None, prob=0.95, interval="hdi"):
                 "mean": p["mean"], "sd": p["sd"], "lower": p["lower"], "upper": p["upper"],
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _per_group_fit(design, params, Z, offset, codes, n_groups, iterations: int = 50):
+    """Per group, the coefficients of Z with ``offset`` fixed: least squares for the identity
+    link, else the family's maximum likelihood by Fisher scoring (see the module docstring)."""
+    family, y = design.family, design.y
+    if family.link == "identity" and not family.discrete:
+        return _per_group_least_squares(Z, y - offset, codes, n_groups)
+    n = design.trials if family.has_trials else 1.0
+    b = np.zeros((n_groups, Z.shape[1]))
+    for _ in range(iterations):
+        eta = offset + np.einsum("nk,nk->n", Z, b[codes])
+        mu = family.mean(eta)
+        slope = n * (family.mean(eta + 1e-6) - family.mean(eta - 1e-6)) / 2e-6  # dE[y]/deta
+        variance = np.maximum(family.variance(mu, params, design.trials), 1e-12)
+        weight = np.sqrt(np.maximum(slope**2 / variance, 1e-12))
+        working = (y - n * mu) / np.where(np.abs(slope) > 1e-12, slope, 1e-12)  # Fisher scoring step
+        step = _per_group_least_squares(Z * weight[:, None], working * weight, codes, n_groups)
+        b = b + np.nan_to_num(step)
+        if np.nanmax(np.abs(step), initial=0.0) < 1e-8:
+            break
+    b[np.abs(b) > 15] = np.nan  # ran off: the group's data do not bound it (separation)
+    return b
 
 
 def _per_group_least_squares(Z, r, codes, n_groups):

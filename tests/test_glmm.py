@@ -40,6 +40,11 @@ def test_cbpp_agrees_with_glmer(cbpp_fit, lme4_reference):
     assert np.all(pp <= fit.design.trials) and np.all(pp == np.round(pp))
     with pytest.raises(hb.UnsupportedStructure, match="no exact fit of a Binomial"):
         fit.compare_frequentist()
+    # shrinkage on the logit scale: each herd's posterior lies between its empirical logit and the population
+    sh = fit.shrinkage()
+    population = fe.loc["(Intercept)", "mean"]
+    between = (sh["mean"] - population) * (sh["no_pooling"] - sh["mean"]) >= 0
+    assert between.mean() >= 0.8, sh
 
 
 def _simulated(kind: str, seed: int, J: int = 30, n: int = 20):
