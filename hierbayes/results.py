@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import arviz as az
+import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
@@ -80,11 +81,14 @@ class FitResult:
 
     # --- tables -----------------------------------------------------------------------------
 
-    def fixef(self, prob: float = 0.95, interval: str = "eti", rope=None) -> pd.DataFrame:
+    def fixef(self, prob: float = 0.95, interval: str = "eti", rope=None, exponentiate: bool = False) -> pd.DataFrame:
         """Fixed effects: index = term, columns mean, sd, lower, upper, r_hat, ess_bulk. With
         ``rope=(low, high)`` (or a dict by term) also ``pd``, the probability of direction, and
-        ``in_rope``, the % of the interval inside that region of practical equivalence."""
-        table = _stats(self.posterior[names.FIXED], prob, interval).reset_index(drop=True)
+        ``in_rope``, the % of the interval inside that region of practical equivalence.
+        ``exponentiate=True``: exp(b) draw by draw: odds ratios (logit link), rate ratios (log
+        link); the intercept becomes the baseline odds or rate."""
+        b = self.posterior[names.FIXED]
+        table = _stats(np.exp(b) if exponentiate else b, prob, interval).reset_index(drop=True)
         table = pd.concat([table, _diagnostics(self.idata, names.FIXED)], axis=1)
         table.index = list(self.design.fixed_terms)
         table.index.name = "term"

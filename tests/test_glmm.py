@@ -40,6 +40,10 @@ def test_cbpp_agrees_with_glmer(cbpp_fit, lme4_reference):
     assert np.all(pp <= fit.design.trials) and np.all(pp == np.round(pp))
     with pytest.raises(hb.UnsupportedStructure, match="no exact fit of a Binomial"):
         fit.compare_frequentist()
+    odds = fit.fixef(exponentiate=True)
+    b = fit.posterior["b"].sel(term="period2").values
+    assert odds.loc["period2", "mean"] == pytest.approx(np.exp(b).mean())
+    assert odds.loc["period2", "upper"] == pytest.approx(np.quantile(np.exp(b), 0.975))
     # shrinkage on the logit scale: each herd's posterior lies between its empirical logit and the population
     sh = fit.shrinkage()
     population = fe.loc["(Intercept)", "mean"]
