@@ -243,9 +243,10 @@ def _check_comparable(models: dict, by: str) -> str | None:
         if not np.array_equal(fit.design.y, ref.design.y):
             raise ComparisonError(f"{name!r} and {first!r} were fitted to different data: the "
                                   f"{fit.design.response!r} values differ")  # fmt: skip
-        if fit.design.family.name != ref.design.family.name:
-            raise ComparisonError(f"{name!r} is a {fit.design.family.name} model and {first!r} a "
-                                  f"{ref.design.family.name} one: their densities are not on one scale")  # fmt: skip
+        a, b = fit.design.family, ref.design.family
+        if a.discrete != b.discrete or a.has_trials != b.has_trials:  # a pmf against a density: no common scale
+            raise ComparisonError(f"{name!r} is a {a.name} model and {first!r} a {b.name} one: their likelihoods "
+                                  "are not on one scale (a probability against a density, or other units)")  # fmt: skip
     if by == "row":
         return None
     if by == "group":

@@ -23,6 +23,7 @@ import xarray as xr
 from matplotlib.patches import FancyArrowPatch
 
 from . import names
+from .response import first_part
 from .sampling import pymc_quiet
 from .summarize import SAMPLE_DIMS
 
@@ -239,7 +240,8 @@ def plot_ppc(fit, num_samples: int = 50, stat=None, group: str | None = None, pr
     ``group`` (and ``stat``, default the mean), each group's statistic against its predictive
     interval (``hierbayes.checks.ppc``)."""
     if group is not None or stat is not None:
-        return _plot_group_ppc(fit.ppc(stat or "mean", group, prob, random_seed=random_seed), fit.design.response)
+        label = first_part(fit.design.response)  # the successes of a binomial response
+        return _plot_group_ppc(fit.ppc(stat or "mean", group, prob, random_seed=random_seed), label)
     name = fit.design.response
     yrep = fit.predict(kind="pp", draws=True, random_seed=random_seed)
     tree = _tree(posterior_predictive=xr.Dataset({name: yrep}),

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.sampling, pytest.mark.notebooks]
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"london_schools", "growth_curves", "crossed_penicillin", "model_building"}
+    assert {p.stem for p in NOTEBOOKS} >= {"london_schools", "growth_curves", "crossed_penicillin", "model_building", "cbpp_binomial", "robust_refit"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
