@@ -46,13 +46,15 @@ def fit(
     parameterization: str | dict = "auto",
     method: str = "auto",
     link: str | None = None,
+    weights=None,
     **kwargs,
 ) -> FitResult:
     """Fit a Bayesian mixed model written as an lme4 formula.
 
     ``family``: "gaussian" (default), "student_t" ("t"), "bernoulli", "binomial" (a 0/1
     response is Bernoulli; ``cbind(s, f)`` and ``p(s, n)`` responses imply it), "poisson",
-    "negativebinomial"; ``link`` another link than the family's canonical one (``"probit"``).
+    "negativebinomial"; ``link`` another link than the family's canonical one (``"probit"``);
+    ``weights`` (a column name or array) the trials of a binomial proportion response.
 
     ``priors`` overrides the data-scaled defaults by brms parameter name (``"b"``,
     ``"sd_school"``, ``"cor"``, ``"sigma"``...); ``reference`` picks the reference level of
@@ -69,7 +71,7 @@ def fit(
     step); other models are built in PyMC and compiled by nutpie.
     """
     sampler = available_sampler(sampler)
-    design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link)
+    design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link, weights=weights)
     model = make_model(design, make_priors(design, priors), method, parameterization)
     sampled = sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                            progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip

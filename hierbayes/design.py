@@ -116,7 +116,7 @@ class Design:
 
 def make_design(
     spec: ModelSpec | str, data: pd.DataFrame, reference: dict[str, str] | None = None,
-    *, family: str | Family | None = None, link: str | None = None,
+    *, family: str | Family | None = None, link: str | None = None, weights=None,
 ) -> Design:
     """Evaluate ``spec`` on ``data``.
 
@@ -130,25 +130,36 @@ def make_design(
     used as labels, with a warning that says so. ``family`` (a name in
     ``hierbayes.families.FAMILIES`` or a ``Family``; None: Gaussian, or binomial for a
     ``cbind``/``p`` response) with ``link`` checks the response and rides along in
-    ``Design.family`` for the later stages (see ``hierbayes.response``).
+    ``Design.family`` for the later stages (see ``hierbayes.response``). ``weights`` (a column
+    name or one number per row) are the trials of a binomial proportion response.
     """
     if isinstance(spec, str):
         spec = parse_formula(spec)
-    family = response_family(spec.response, family, link)
+    if isinstance(weights, str):
+        if weights not in data.columns:
+            raise DataError(f"weights={weights!r} is not a column; the data has {quote_list(data.columns)}")
+        weights = data[weights]
+    if weights is not None and len(weights) != len(data):
+        raise DataError(f"weights has {len(weights)} values for {len(data)} rows")
+    family = response_family(spec.response, family, link, weights)
+    if weights is not None:
+        data = data.assign(_weights_=np.asarray(weights, dtype=float))
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
         raise DataError("data has no rows")
 
     used = _check_columns(spec, data)
-    _check_response_type(unquote(spec.response), data, family)
+    if weights is None:  # a proportion with its trials as weights is checked with them
+        _check_response_type(unquote(spec.response), data, family)
     data, n_dropped, dropped = _drop_missing(data, used)
     _check_types(data, used, list(dict.fromkeys(c for b in spec.blocks for c in b.group_columns)))
     prepared = _prepare_categoricals(data, used, reference or {})
 
     if family.discrete and unquote(spec.response) in prepared and pd.api.types.is_bool_dtype(prepared[unquote(spec.response)]):
         prepared[unquote(spec.response)] = prepared[unquote(spec.response)].astype(int)  # True/False as 1/0
-    response = evaluate_response(spec.response, prepared, family)
+    response = evaluate_response(spec.response, prepared, family,
+                                 None if weights is None else data["_weights_"].to_numpy())  # fmt: skip
     X, fixed_terms, fixed_matrix = _evaluate(f"{first_part(spec.response)} ~ {spec.fixed}", prepared,
                                              f"fixed part {spec.fixed!r}")  # fmt: skip
     offset_columns = tuple(k for k, t in enumerate(fixed_terms) if t.startswith("offset("))

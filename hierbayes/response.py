@@ -75,14 +75,19 @@ class Response:
     trials: np.ndarray | None = field(default=None, repr=False)
 
 
-def response_family(expr: str, family, link: str | None = None) -> Family:
+def response_family(expr: str, family, link: str | None = None, weights=None) -> Family:
     """The family of a response: ``family`` as given (None: binomial for ``cbind``/``p``,
-    else Gaussian); a binomial family on a one-column response is Bernoulli (lme4's spelling)."""
+    else Gaussian); a binomial family on a one-column response is Bernoulli (lme4's spelling),
+    unless ``weights`` give its trials (a proportion response, as glmer takes it)."""
     two = TWO_COLUMNS.match(expr) is not None
     if family is None:
-        chosen = BINOMIAL if two else GAUSSIAN
+        chosen = BINOMIAL if two or weights is not None else GAUSSIAN
     else:
         chosen = get_family(family)
+    if weights is not None and not chosen.has_trials:
+        raise DataError(f"weights= are the trials of a binomial proportion response; the {chosen.name} family "
+                        "takes none")  # fmt: skip
+    two = two or weights is not None
     if two and not chosen.has_trials:
         raise DataError(f"the response {pretty(expr)!r} counts successes out of trials: use family='binomial', "
                         f"not {chosen.name!r}")  # fmt: skip
@@ -91,9 +96,12 @@ def response_family(expr: str, family, link: str | None = None) -> Family:
     return get_family(chosen, link)
 
 
-def evaluate_response(expr: str, prepared: pd.DataFrame, family: Family) -> Response:
-    """The response of ``expr`` on ``prepared`` (see the module docstring)."""
+def evaluate_response(expr: str, prepared: pd.DataFrame, family: Family, weights=None) -> Response:
+    """The response of ``expr`` on ``prepared`` (see the module docstring); ``weights``: the
+    trials of a proportion response (an array, one per row of ``prepared``)."""
     two = TWO_COLUMNS.match(expr)
+    if weights is not None:
+        return _proportion(expr, prepared, family, weights)
     if two is None:
         y = _numbers(expr, prepared, f"the response {pretty(expr)!r}")
         if family.discrete and not family.has_trials:
@@ -123,6 +131,27 @@ def evaluate_response(expr: str, prepared: pd.DataFrame, family: Family) -> Resp
         raise DataError(f"{int(empty.sum())} row(s) have 0 trials in the response {pretty(expr)!r}, e.g. row "
                         f"{prepared.index[empty][0]!r}: a binomial response needs at least one trial per row")  # fmt: skip
     return Response(successes, trials)
+
+
+def _proportion(expr: str, prepared: pd.DataFrame, family: Family, weights) -> Response:
+    """A proportion response with its trials as ``weights``: successes = proportion x trials."""
+    what = f"the proportion {pretty(expr)!r}"
+    share = _numbers(expr, prepared, what)
+    trials = np.asarray(weights, dtype=float)
+    outside = (share < 0) | (share > 1)
+    if outside.any():
+        raise DataError(f"{what} must lie in [0, 1] with weights= as its trials: {share[outside][0]:g} in row "
+                        f"{prepared.index[outside][0]!r}")  # fmt: skip
+    _whole(trials, prepared.index, "the weights (trials)", family)
+    successes = share * trials
+    off = np.abs(successes - np.round(successes)) > 1e-6 * np.maximum(trials, 1)
+    if off.any():
+        raise DataError(f"{what} times the weights must give whole numbers of successes: {share[off][0]:g} x "
+                        f"{trials[off][0]:g} in row {prepared.index[off][0]!r}")  # fmt: skip
+    empty = trials == 0
+    if empty.any():
+        raise DataError(f"{int(empty.sum())} row(s) have 0 trials (weights), e.g. row {prepared.index[empty][0]!r}")
+    return Response(np.round(successes), trials)
 
 
 def first_part(expr: str) -> str:

@@ -128,6 +128,22 @@ def test_bad_responses_are_named_before_sampling(formula, family, data, message)
         make_design(formula, frame, family=family)
 
 
+def test_a_proportion_with_weights_is_a_binomial_response():
+    frame = pd.DataFrame({"s": [1, 3, 2, 0, 4], "n": [4, 4, 4, 2, 4], "x": [0.1, 0.5, 0.9, 1.3, 2.0]})
+    design = make_design("share ~ x", frame.assign(share=frame.s / frame.n), family="binomial", weights="n")
+    assert design.family.name == "binomial"
+    np.testing.assert_array_equal(design.y, frame.s)
+    np.testing.assert_array_equal(design.trials, frame.n)
+    with pytest.raises(DataError, match=r"the proportion 'share' must lie in \[0, 1\].*: 1.5 in row 1"):
+        make_design("share ~ x", frame.assign(share=[0.25, 1.5, 0.5, 0, 1]), family="binomial", weights="n")
+    with pytest.raises(DataError, match=r"times the weights must give whole numbers of successes: 0.3 x 4 in row 0"):
+        make_design("share ~ x", frame.assign(share=[0.3, 0.75, 0.5, 0, 1]), family="binomial", weights="n")
+    with pytest.raises(DataError, match="weights='trials' is not a column"):
+        make_design("share ~ x", frame.assign(share=0.5), family="binomial", weights="trials")
+    with pytest.raises(DataError, match="the poisson family takes none"):
+        make_design("s ~ x", frame, family="poisson", weights="n")
+
+
 def test_binomial_responses_in_both_spellings_agree():
     frame = pd.DataFrame({"s": [1, 3, 2, 0, 4], "f": [3, 1, 2, 2, 0], "x": [0.1, 0.5, 0.9, 1.3, 2.0]})
     lme4 = make_design("cbind(s, f) ~ x", frame)
