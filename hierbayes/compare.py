@@ -71,11 +71,12 @@ class Comparison:
 
     __repr__ = __str__
 
-    def plot(self):
-        """Each model's elpd difference from the best, with its SE (arviz-plots ``plot_compare``)."""
+    def plot(self, models=None):
+        """Each model's elpd difference from the best, with its SE (arviz-plots ``plot_compare``);
+        ``models``: only these rows (the best model among them)."""
         from .plots import plot_comparison
 
-        return plot_comparison(self)
+        return plot_comparison(self, models)
 
     def _repr_html_(self) -> str:
         parts = [self.table.to_html(float_format="{:.2f}".format)]

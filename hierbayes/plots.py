@@ -256,9 +256,14 @@ def plot_prior_predictive(pp, num_samples: int = 50) -> plt.Figure:
     return _density_overlay(tree, pp.response, num_samples, "data sets drawn from the priors")
 
 
-def plot_comparison(comparison) -> plt.Figure:
+def plot_comparison(comparison, models=None) -> plt.Figure:
     """``hb.compare``'s table as arviz-plots draws it: elpd difference from the best, ± its SE."""
     table = comparison.table.rename(columns={"diff_se": "dse"})
+    if models is not None:
+        unknown = set(models) - set(table.index)
+        if unknown:
+            raise ValueError(f"no model(s) {sorted(unknown)} in the comparison; it has {', '.join(table.index)}")
+        table = table.loc[[m for m in table.index if m in set(models)]]
     with _style():
         pc = azp.plot_compare(table, backend="matplotlib")
     fig = _figure(pc)

@@ -9,7 +9,7 @@ import hierbayes as hb
 pytestmark = pytest.mark.sampling
 
 
-def _groups(residual_sds, seed=0, n=30):
+def _groups(residual_sds, seed=0, n=20):
     rng = np.random.default_rng(seed)
     J = len(residual_sds)
     g = np.repeat(np.arange(J), n)
@@ -23,7 +23,7 @@ def test_ppc_per_group_reads_the_data_and_flags_a_misfit():
     table = good.ppc("mean", group="g")
     data = good.design.data.assign(y=good.design.y).groupby("g", sort=False)["y"]
     np.testing.assert_allclose(table.set_index("level")["observed"], data.mean().reindex(table["level"]))
-    assert (table["n"] == 30).all() and table["p"].between(0, 1).all()
+    assert (table["n"] == 20).all() and table["p"].between(0, 1).all()
     assert table.attrs["outside"] <= 8  # 3 expected by chance at 90%
     sds = good.ppc("sd", group="g")
     assert sds.attrs["outside"] <= 8

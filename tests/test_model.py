@@ -93,8 +93,8 @@ def test_build_returns_an_unsampled_model_users_can_edit(london):
 
 
 def test_unknown_family_is_refused_before_building(london):
-    with pytest.raises(ValueError, match="family 'poisson' is not supported"):
-        hb.fit("normexam ~ standLRT + (1 | school)", london, family="poisson")
+    with pytest.raises(ValueError, match="unknown family 'gamma'; available: gaussian"):
+        hb.fit("normexam ~ standLRT + (1 | school)", london, family="gamma")
 
 
 def test_auto_parameterization_centres_only_well_informed_one_term_blocks(london):
