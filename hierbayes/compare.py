@@ -25,6 +25,7 @@ chi-square p-value is conservative for a variance tested at its boundary (0).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import arviz_stats as azs
@@ -101,7 +102,9 @@ def compare(*fits, by: str = "row", waic: bool = False, frequentist: bool = True
     factor = _check_comparable(models, by)
     labels = _group_labels(models, factor) if factor else None
     trees = {name: _tree(fit, pointwise_loglik(fit, by, labels)) for name, fit in models.items()}
-    elpd = {name: azs.loo(tree) for name, tree in trees.items()}
+    with warnings.catch_warnings():  # Pareto k above 0.7: the table's pareto_k_bad and a note say it
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        elpd = {name: azs.loo(tree) for name, tree in trees.items()}
     table = azs.compare(elpd, round_to="none")
     table = table.rename(columns={"elpd": "elpd_loo", "p": "p_loo", "se": "elpd_se", "dse": "diff_se"})
     table["pareto_k_bad"] = [int(np.sum(np.asarray(elpd[m].pareto_k) > elpd[m].good_k)) for m in table.index]
@@ -141,7 +144,11 @@ def pointwise_loglik(fit, by: str = "row", group_labels=None) -> xr.DataArray:
         if factor in ll.dims:
             return ll
     if factor in fit.design.factors:  # full path: integrate the factor's effects out, draw by draw
-        if factor not in integrated_factors(fit.design) or not marginal_applies(fit.design)[0]:
+        applies, why = marginal_applies(fit.design)
+        if not applies:
+            raise ComparisonError(f"by={factor!r}: leave-one-{factor}-out needs the group effects integrated out "
+                                  f"exactly, and for {fit.spec.formula!r} {why}; compare by='row'")  # fmt: skip
+        if factor not in integrated_factors(fit.design):
             raise ComparisonError(f"by={factor!r}: leave-one-{factor}-out is available for the factor whose "
                                   f"effects can be integrated out ({', '.join(integrated_factors(fit.design))})")  # fmt: skip
         packed = None if sampled_blocks(fit.design) else pack_model(fit.design, fit.priors)

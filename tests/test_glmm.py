@@ -174,3 +174,13 @@ def test_an_offset_enters_with_coefficient_one():
     new = data.head(3)
     ratio = fit.predict(new.assign(exposure=new.exposure * 10), draws=True) / fit.predict(new, draws=True)
     np.testing.assert_allclose(ratio.values, 10.0, rtol=1e-10)
+
+
+@pytest.mark.sampling
+def test_glmm_fits_compare_by_row_not_by_group(cbpp_fit):
+    cbpp = hb.datasets.load("cbpp")
+    plain = hb.fit("cbind(incidence, size - incidence) ~ period", cbpp, random_seed=1, progressbar=False, draws=500)
+    table = hb.compare(herd=cbpp_fit, plain=plain).table
+    assert list(table.index) == ["herd", "plain"]  # the herds are overdispersed: their effects help
+    with pytest.raises(hb.ComparisonError, match="needs the group effects integrated out exactly.*compare by='row'"):
+        hb.compare(herd=cbpp_fit, plain=plain, by="herd")
