@@ -192,11 +192,13 @@ class FitResult:
 
         return variance_components(self, at, prob, interval, draws)
 
-    def icc(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi", draws: bool = False):
-        """Intraclass correlations: per grouping factor, adjusted and conditional (``performance::icc``)."""
+    def icc(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi", draws: bool = False,
+            trigamma: bool = False):  # fmt: skip
+        """Intraclass correlations: per grouping factor, adjusted and conditional (``performance::icc``);
+        other families on the latent scale (``trigamma``: that approximation for counts)."""
         from .variance import icc
 
-        return icc(self, at, prob, interval, draws)
+        return icc(self, at, prob, interval, draws, trigamma)
 
     def r2(self, at: dict | None = None, prob: float = 0.95, interval: str = "hdi", draws: bool = False):
         """Bayesian R² (Gelman et al. 2019; conditional, marginal) and Nakagawa's marginal/conditional R²."""

@@ -134,12 +134,14 @@ def variance_components(fit, at=None, prob=0.95, interval="hdi", draws=False):
     return table[["level", "quantity", "mean", "sd", "lower", "upper"]]
 
 
-def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
-    """Intraclass correlations: one per grouping factor, then the adjusted and conditional ICC."""
+def icc(fit, at=None, prob=0.95, interval="hdi", draws=False, trigamma=False):
+    """Intraclass correlations: one per grouping factor, then the adjusted and conditional ICC.
+    Count families: the residual variance is the lognormal approximation, or with
+    ``trigamma=True`` the trigamma one (Nakagawa et al. 2017); the definitions say which."""
     _need_groups(fit, "icc")
     parts = factor_variances(fit, at)
     random = sum(parts.values())
-    residual = residual_variance(fit)
+    residual = residual_variance(fit, trigamma)
     labels = list(parts) + ["adjusted", "conditional"]
     values = [parts[f] / (random + residual) for f in parts]
     values.append(random / (random + residual))
@@ -148,10 +150,21 @@ def icc(fit, at=None, prob=0.95, interval="hdi", draws=False):
     if draws:
         return da
     table = stats(da, prob, interval).reset_index()
-    table.insert(1, "definition", [f"{f} variance / (group-level + residual)" for f in parts]
-                 + ["group-level / (group-level + residual)",
-                    "group-level / (fixed + group-level + residual)"])  # fmt: skip
+    note = _latent_note(fit, trigamma)
+    table.insert(1, "definition", [f"{f} variance / (group-level + residual){note}" for f in parts]
+                 + [f"group-level / (group-level + residual){note}",
+                    f"group-level / (fixed + group-level + residual){note}"])  # fmt: skip
     return table
+
+
+def _latent_note(fit, trigamma: bool) -> str:
+    """How the residual variance was taken, for a family other than the Gaussian."""
+    family = fit.design.family
+    if family.link == "identity" and not family.discrete:
+        return ""
+    if family.latent_residual_variance is None:
+        return f", latent scale (residual {family.residual_term})"
+    return f", latent scale (residual {'trigamma' if trigamma else 'lognormal'} approximation, {family.residual_term})"
 
 
 def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
@@ -172,11 +185,12 @@ def r2(fit, at=None, prob=0.95, interval="hdi", draws=False):
         return da
     table = stats(da, prob, interval).reset_index()
     e = fit.design.family.residual_term  # sigma^2 for the Gaussian, pi^2/3 for logit
+    note = _latent_note(fit, False)
     table.insert(1, "definition", [
-        f"var(X beta + Z b) / (var(X beta + Z b) + {e}), Gelman et al. 2019",
-        f"var(X beta) / (var(X beta) + {e}), Gelman et al. 2019",
-        f"var(X beta) / (var(X beta) + group-level + {e}), Nakagawa & Schielzeth",
-        f"(var(X beta) + group-level) / (var(X beta) + group-level + {e})",
+        f"var(X beta + Z b) / (var(X beta + Z b) + {e}), Gelman et al. 2019{note}",
+        f"var(X beta) / (var(X beta) + {e}), Gelman et al. 2019{note}",
+        f"var(X beta) / (var(X beta) + group-level + {e}), Nakagawa & Schielzeth{note}",
+        f"(var(X beta) + group-level) / (var(X beta) + group-level + {e}){note}",
     ])  # fmt: skip
     return table
 

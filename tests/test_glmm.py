@@ -170,6 +170,16 @@ def test_an_offset_enters_with_coefficient_one():
     fe = fit.fixef()
     assert fe.loc["(Intercept)", "lower"] < 0.3 < fe.loc["(Intercept)", "upper"]
     assert fe.loc["x", "lower"] < 0.5 < fe.loc["x", "upper"]
+    # latent ICC of a Poisson model (Nakagawa et al. 2017): lambda = exp(b0 + tau^2 / 2)
+    tau2 = fit.posterior["sd_g"].values[..., 0] ** 2
+    lam = np.exp(fit.posterior["b"].sel(term="(Intercept)").values + tau2 / 2)
+    icc = fit.icc(draws=True).sel(icc="g").values
+    np.testing.assert_allclose(icc, tau2 / (tau2 + np.log1p(1 / lam)))
+    from scipy.special import polygamma
+
+    trigamma = fit.icc(draws=True, trigamma=True).sel(icc="g").values
+    np.testing.assert_allclose(trigamma, tau2 / (tau2 + polygamma(1, lam)))
+    assert "lognormal approximation" in fit.icc()["definition"].iloc[0]
     # new rows: the same covariates with ten times the exposure predict ten times the count
     new = data.head(3)
     ratio = fit.predict(new.assign(exposure=new.exposure * 10), draws=True) / fit.predict(new, draws=True)
