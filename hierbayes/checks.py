@@ -129,11 +129,13 @@ class PriorPredictive:
 
 
 def prior_predictive(formula: str, data: pd.DataFrame, priors: dict | None = None, draws: int = 500,
-                     family: str = "gaussian", random_seed: int | None = 0) -> PriorPredictive:  # fmt: skip
-    """What the priors imply before sampling (see the module docstring)."""
+                     family: str | None = None, random_seed: int | None = 0, link: str | None = None,
+                     weights=None) -> PriorPredictive:  # fmt: skip
+    """What the priors imply before sampling (see the module docstring); ``family``, ``link``
+    and ``weights`` as in ``hb.fit``."""
     import pymc as pm
 
-    design = make_design(formula, data, family=family)
+    design = make_design(formula, data, family=family, link=link, weights=weights)
     model = make_model(design, priors, method="full")
     with model.pymc, pymc_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Potentials", category=UserWarning)

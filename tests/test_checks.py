@@ -53,3 +53,11 @@ def test_prior_predictive_follows_the_priors(london):
     assert tight.table().loc["sd", "upper"] < 0.1 < table.loc["sd", "lower"]
     assert tight.parameters().loc["sigma", "upper"] < 0.03
     assert default.plot().axes
+
+
+def test_prior_predictive_of_a_binomial_model_draws_successes_of_trials():
+    cbpp = hb.datasets.load("cbpp")
+    pp = hb.prior_predictive("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, draws=100)
+    replicated = pp.idata.prior_predictive[pp.response].values.reshape(100, -1)
+    assert np.all(replicated <= cbpp["size"].to_numpy()) and np.all(replicated == np.round(replicated))
+    assert "sd_herd[(Intercept)]" in pp.parameters().index
