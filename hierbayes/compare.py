@@ -213,6 +213,9 @@ def ml_anova(models: dict) -> tuple[pd.DataFrame, list[str]]:
 def _ml_fit(fit) -> tuple[float, int]:
     """The ML log-likelihood and the number of parameters (fixed, variance, residual)."""
     design = fit.design
+    if not design.family.integrates_exactly:
+        raise UnsupportedStructure(f"the ML columns are for Gaussian models; statsmodels has no exact {design.family.name} "
+                                   "GLMM")  # fmt: skip
     npar = len(design.fixed_terms) + 1
     for block in design.blocks:
         npar += block.size * (block.size + 1) // 2 if block.correlated else block.size
