@@ -77,7 +77,7 @@ def _simulated(kind: str, seed: int, J: int = 30, n: int = 20):
 @pytest.mark.parametrize("kind", ["bernoulli", "poisson", "negativebinomial"])
 def test_simulated_correlated_slopes_are_recovered(kind):
     data, truth = _simulated(kind, seed={"bernoulli": 1, "poisson": 2, "negativebinomial": 3}[kind])
-    fit = hb.fit("y ~ x + (x | g)", data, family=kind, random_seed=5, progressbar=False, draws=500, tune=600)
+    fit = hb.fit("y ~ x + (x | g)", data, family=kind, random_seed=5, progressbar=False, chains=2, draws=500, tune=500)
     fe = fit.fixef(prob=0.95)
     for term in ("(Intercept)", "x"):
         assert fe.loc[term, "lower"] < truth[term] < fe.loc[term, "upper"], (term, fe.loc[term])
@@ -100,7 +100,7 @@ def test_student_t_resists_outliers():
     worst = np.argsort(x)[-15:]  # gross outliers at the largest x pull a Gaussian slope down
     y[worst] -= 8.0
     data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
-    kw = dict(random_seed=3, progressbar=False, draws=500)
+    kw = dict(random_seed=3, progressbar=False, chains=2, draws=500, tune=500)
     gaussian = hb.fit("y ~ x + (1 | g)", data, **kw)
     robust = hb.fit("y ~ x + (1 | g)", data, family="t", **kw)
     assert robust.design.family.name == "student_t"
