@@ -96,9 +96,13 @@ def compare(*fits, by: str = "row", waic: bool = False, frequentist: bool = True
     """Compare fits of the same rows and response: ``hb.compare(m1, m2)`` (named by their
     formulas) or ``hb.compare(ri=m1, rs=m2)``. See the module docstring for ``by``;
     ``waic=True`` adds elpd_waic and p_waic; ``frequentist=False`` skips the ML refits."""
-    models = {**{f.spec.formula: f for f in fits}, **named}
+    formulas = [f.spec.formula for f in fits]
+    clashes = sorted({f for f in formulas if formulas.count(f) > 1} | (set(formulas) & set(named)))
+    if clashes:
+        raise ComparisonError(f"two fits would be named {clashes[0]!r}: pass them by keyword (a=..., b=...)")
+    models = {**dict(zip(formulas, fits)), **named}
     if len(models) < 2:
-        raise ComparisonError("compare needs two or more fits (fits with the same formula need names: a=..., b=...)")
+        raise ComparisonError("compare needs two or more fits")
     factor = _check_comparable(models, by)
     labels = _group_labels(models, factor) if factor else None
     trees = {name: _tree(fit, pointwise_loglik(fit, by, labels)) for name, fit in models.items()}

@@ -89,6 +89,8 @@ def test_refuses_fits_of_different_rows_response_or_data(london, london_fits):
         hb.compare(**london_fits, by="group")
     with pytest.raises(hb.ComparisonError, match="two or more"):
         hb.compare(ri)
+    with pytest.raises(hb.ComparisonError, match="two fits would be named 'normexam ~ standLRT \\+ \\(1\\|school\\)'"):
+        hb.compare(ri, ri, london_fits["rs"])
     with pytest.raises(hb.ComparisonError, match="no model has a grouping factor 'class'"):
         hb.compare(**london_fits, by="class")
 
