@@ -61,7 +61,6 @@ LINKS = {
     "log": Link("log", np.exp, pt.exp, np.log),
     "sqrt": Link("sqrt", np.square, pt.sqr, np.sqrt),
 }
-INVERSE_LINKS = {name: link.inverse for name, link in LINKS.items()}  # eta -> mu
 
 
 def response_scale(y) -> float:
