@@ -2,10 +2,12 @@
 
 ``make_model`` decides, from the design alone, the method (``marginal``: group effects
 integrated out, see ``hierbayes.marginal``; ``full``: all sampled), which factors are
-integrated out, and how sampled group effects are parameterised; it packs the sufficient
-statistics where the numba kernels apply (one grouping factor, or two nested ones). The
-``Model`` it returns builds its ``pymc.Model`` on first use: the default sampler runs the
-packed model directly and never needs one.
+integrated out, and how sampled group effects are parameterised; it packs the model as data
+for the numba kernels: the sufficient statistics where group effects are integrated out (one
+grouping factor, or two nested ones; ``hierbayes.marginal``), or the rows where every effect is
+sampled (any family and blocks; ``hierbayes.sampled``). The ``Model`` it returns builds its
+``pymc.Model`` on first use: the default sampler runs the packed model directly and never
+needs one.
 
 Parameters of the PyMC model (names from ``hierbayes.names``): ``b`` (sampled as
 ``Intercept_c`` and ``beta``), ``sd_<block>``, ``L_<block>`` ~ LKJ(eta) and ``cor_<block>``
@@ -35,6 +37,7 @@ from .marginal.density import PackedModel, pack_model
 from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
 from .priors import Prior, Priors, make_priors
+from .sampled.density import SampledModel, pack_sampled
 
 __all__ = ["Model", "make_model", "build_model", "choose_method", "choose_parameterization", "information_ratio"]
 
@@ -56,7 +59,7 @@ class Model:
     method: str
     integrated: tuple[str, ...]
     parameterization: dict = field(repr=False)
-    packed: PackedModel | None = field(default=None, repr=False)
+    packed: PackedModel | SampledModel | None = field(default=None, repr=False)
 
     @cached_property
     def pymc(self) -> pm.Model:
@@ -84,7 +87,11 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     integrated = integrated_factors(design) if method == "marginal" else ()
     sampled = sampled_blocks(design) if method == "marginal" else design.blocks
     chosen = choose_parameterization(design, parameterization, sampled)
-    packed = pack_model(design, priors) if method == "marginal" and not sampled else None
+    packed = None
+    if method == "marginal" and not sampled:
+        packed = pack_model(design, priors)
+    elif method == "full":
+        packed = pack_sampled(design, priors, chosen)
     return Model(design, priors, method, integrated, chosen, packed)
 
 

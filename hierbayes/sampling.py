@@ -1,8 +1,8 @@
 """Stage 5: Model -> Sampled: NUTS (nutpie or PyMC's own), the posterior completed, diagnosed.
 
-``sample_model`` runs nutpie directly on the packed model where it applies (one grouping
-factor or two nested ones, every prior one the numba kernels evaluate), else NUTS on the PyMC
-model (nutpie compiles it, or PyMC's own sampler runs it). Either way the same factors are
+``sample_model`` runs nutpie directly on the packed model where it applies (integrated out:
+one grouping factor or two nested ones; sampled: every model; both only when every prior is
+one the numba kernels evaluate), else NUTS on the PyMC model (nutpie compiles it, or PyMC's own sampler runs it). Either way the same factors are
 integrated out (the model decides), and the posterior is then completed: exact draws of the
 integrated factors' effects and the per-group log-likelihood (``marginal.draws``). Divergences,
 R-hat and ESS become warnings that say what to do.
@@ -28,6 +28,8 @@ from . import names
 from .marginal.draws import complete
 from .marginal.run import run_nutpie
 from .model import Model
+from .sampled.density import SampledModel
+from .sampled.run import run_sampled
 
 __all__ = ["sample", "sample_model", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
            "available_sampler", "model_fingerprint", "pymc_quiet"]  # fmt: skip
@@ -211,8 +213,9 @@ def _sample_packed(model: Model, *, draws, tune, chains, random_seed, target_acc
     _check_settings(draws, tune, chains, target_accept)
     packed = model.packed
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
+    run = run_sampled if isinstance(packed, SampledModel) else run_nutpie
     with sampler_errors("nutpie"):
-        return run_nutpie(model.design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
+        return run(model.design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
                           target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
                           progressbar=progressbar)  # fmt: skip
 

@@ -27,14 +27,16 @@ import numpy as np
 from .. import names
 from .kernels import loglik_grad
 from .layout import (
-    H_HASINT, H_INTCOL, H_J, H_LEN, H_N, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_P, H_Q, H_Q1, H_YTY,
+    H_HASINT, H_INTCOL, H_J, H_LEN, H_N, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q, H_Q1,
+    H_YTY,
     HEADER, OFF_BLOCKS, OFF_MEANS, OFF_N_C, OFF_OUTER_OF, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTX, OFF_UTY,
-    OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS,
+    OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS,
 )  # fmt: skip
 from .nested import nested_loglik, nested_q1_loglik_grad
 from .stats import integrated_blocks, nested_factors, nested_stats, sufficient_stats
 
-__all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "logp_cfunc", "expand_cfunc"]
+__all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "logp_cfunc", "expand_cfunc", "unpack",
+           "prior_logp", "prior_row"]
 
 STEP = 1e-30  # complex step
 
@@ -73,18 +75,19 @@ def prior_logp(code, a, b, c, x):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _unpack(x, buf, b, lam, out_sigma):
-    """Unconstrained x -> b (p), Lambda (q x q, zeroed first), sigma (out_sigma[0]); returns
-    the log prior plus the log Jacobian. Works for float64 and complex128 x alike."""
+def unpack(x, buf, b, lam, theta):
+    """Unconstrained x -> b (p), Lambda (q x q, zeroed first), the family's own parameters
+    theta (``H_NTHETA`` of them: sigma; or sigma, nu; or shape); returns the log prior plus the
+    log Jacobian. Slopes are x times their scale (``OFF_SCALES``, 1 where absent). Works for
+    float64 and complex128 x alike."""
     p, q = int(buf[H_P]), int(buf[H_Q])
     has_int, int_col = int(buf[H_HASINT]), int(buf[H_INTCOL])
     priors, slopes, means = int(buf[OFF_PRIORS]), int(buf[OFF_SLOPES]), int(buf[OFF_MEANS])
+    scales = int(buf[OFF_SCALES])
     lp = 0.0 * x[0]
-    k = 0  # position in x
-    pr = 0  # position in the prior table (one row of 4 per scalar parameter)
     n_slopes = p - has_int
     for i in range(n_slopes):
-        beta = x[has_int + i]
+        beta = x[has_int + i] * (buf[scales + i] if scales > 0 else 1.0)
         b[int(buf[slopes + i])] = beta
         row = priors + 4 * (has_int + i)
         lp += prior_logp(int(buf[row]), buf[row + 1], buf[row + 2], buf[row + 3], beta)
@@ -93,7 +96,7 @@ def _unpack(x, buf, b, lam, out_sigma):
         lp += prior_logp(int(buf[priors]), buf[priors + 1], buf[priors + 2], buf[priors + 3], icpt)
         shift = 0.0 * x[0]
         for i in range(n_slopes):
-            shift += buf[means + i] * x[1 + i]
+            shift += buf[means + i] * b[int(buf[slopes + i])]
         b[int_col] = icpt - shift
     k = p
     pr = p
@@ -134,12 +137,14 @@ def _unpack(x, buf, b, lam, out_sigma):
             lam[start + i, start + i] = sd_i * np.sqrt(rem)
             if i > 0:  # LKJ density of the Cholesky factor
                 lp += (size - i - 1 + 2 * eta - 2) * 0.5 * np.log(rem)
-    u = x[k]
-    out_sigma[0] = np.exp(u)
-    row = priors + 4 * pr
-    lp += prior_logp(int(buf[row]), buf[row + 1], buf[row + 2], buf[row + 3], out_sigma[0]) + u
+    for t in range(int(buf[H_NTHETA])):
+        u = x[k]
+        theta[t] = np.exp(u)
+        row = priors + 4 * pr
+        lp += prior_logp(int(buf[row]), buf[row + 1], buf[row + 2], buf[row + 3], theta[t]) + u
+        k += 1
+        pr += 1
     return lp
-
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -178,7 +183,7 @@ def logp_and_grad(x, buf, grad):
     b = np.zeros(p)
     lam = np.zeros((q, q))
     sig = np.zeros(1)
-    lp_prior = _unpack(x, buf, b, lam, sig)
+    lp_prior = unpack(x, buf, b, lam, sig)
     g_b = np.empty(p)
     g_lam = np.empty((q, q))
     if not (np.isfinite(lp_prior) and 0.0 < sig[0] * sig[0] < np.inf and np.all(np.isfinite(lam))):
@@ -192,7 +197,7 @@ def logp_and_grad(x, buf, grad):
     sigc = np.zeros(1, dtype=np.complex128)
     for i in range(n_dim):
         xc[i] = x[i] + 1j * STEP
-        lpc = _unpack(xc, buf, bc, lamc, sigc)
+        lpc = unpack(xc, buf, bc, lamc, sigc)
         g = lpc.imag
         for c in range(p):
             g += g_b[c] * bc[c].imag
@@ -212,7 +217,7 @@ def expand(x, buf, out):
     b = np.zeros(p)
     lam = np.zeros((q, q))
     sig = np.zeros(1)
-    _unpack(x, buf, b, lam, sig)
+    unpack(x, buf, b, lam, sig)
     out[:p] = b
     for a in range(q):
         for c in range(q):
@@ -232,7 +237,7 @@ def _nested_logp_and_grad(x, buf, grad):
     value = 0.0
     for i in range(n_dim):
         xc[i] = x[i] + 1j * STEP
-        lp = _unpack(xc, buf, bc, lamc, sigc) + nested_loglik(bc, lamc, sigc[0], buf)
+        lp = unpack(xc, buf, bc, lamc, sigc) + nested_loglik(bc, lamc, sigc[0], buf)
         grad[i] = lp.imag / STEP
         value = lp.real
         xc[i] = x[i]
@@ -356,23 +361,23 @@ def pack_model(design, priors) -> PackedModel:
 
     prior_rows, labels = [], []
     if has_int:
-        prior_rows.append(_prior_row(priors.get("Intercept")))
+        prior_rows.append(prior_row(priors.get("Intercept")))
         labels.append(names.INTERCEPT_C)
     for k in slopes:
-        prior_rows.append(_prior_row(priors.get("b", coef=terms[k])))
+        prior_rows.append(prior_row(priors.get("b", coef=terms[k])))
         labels.append(f"{names.SLOPES}[{terms[k]}]")
     block_rows, start = [], 0
     cor_labels = []
     for block in blocks:
         for term in block.terms:
-            prior_rows.append(_prior_row(priors.get("sd", block.name, term)))
+            prior_rows.append(prior_row(priors.get("sd", block.name, term)))
             labels.append(f"log {names.sd(block)}[{term}]")
         eta = priors.get("cor", block.name).kwargs["eta"] if block.correlated else 0.0
         block_rows.append([start, block.size, float(block.correlated), eta])
         cor_labels.append([f"atanh cpc_{block.name}[{block.terms[i]},{block.terms[j]}]"
                            for i in range(block.size) for j in range(i)] if block.correlated else [])  # fmt: skip
         start += block.size
-    prior_rows.append(_prior_row(priors.get("sigma")))
+    prior_rows.append(prior_row(priors.get("sigma")))
     # unconstrained order: fixed, then per block its log SDs and its correlations, then sigma
     ordered = labels[:p]
     k = p
@@ -382,8 +387,8 @@ def pack_model(design, priors) -> PackedModel:
     ordered.append(f"log {names.SIGMA}")
 
     header = np.zeros(HEADER)
-    header[[H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP]] = [
-        len(ordered), p, J, q, len(blocks), has_int, int_col, s.n, s.yty, p + q * q + 1,
+    header[[H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP, H_NTHETA]] = [
+        len(ordered), p, J, q, len(blocks), has_int, int_col, s.n, s.yty, p + q * q + 1, 1,
     ]  # fmt: skip
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_XTX: s.XtX,
@@ -408,7 +413,7 @@ def pack_model(design, priors) -> PackedModel:
                        priors_packed=all(row[0] >= 0 for row in prior_rows))  # fmt: skip
 
 
-def _prior_row(prior) -> list[float]:
+def prior_row(prior) -> list[float]:
     """[code, a, b, c]; code -1 where the kernels cannot evaluate the prior."""
     if prior.dist not in PRIOR_CODES or not all(isinstance(v, float) for _, v in prior.params):
         return [-1.0, 0.0, 0.0, 0.0]

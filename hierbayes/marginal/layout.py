@@ -9,6 +9,13 @@ Sections: the blocks (start, size, correlated, LKJ eta per block), the prior tab
 three parameters per scalar parameter), the slope columns and their means, X'X and X'y; per
 group of the factor with the most levels Z'Z, Z'X and Z'y; with two nested factors, per inner
 group its outer group, n_c, Z'U, U'U, U'X and U'y (U: the outer factor's columns).
+
+The sampled model (``hierbayes.sampled``: group effects sampled, any family) shares the header's
+first part (fixed effects, blocks, priors: what ``density.unpack`` reads) and adds its rows:
+the slopes' sampling scales, y, trials, offset, X and the blocks' Z columns row by row, the
+group code of each row in each block, and per block its number of groups, where its effects
+lie in x and whether they are centred. ``H_NTHETA`` counts the family's own parameters
+(sigma, nu, shape), last among the small parameters.
 """
 
 from __future__ import annotations
@@ -24,9 +31,13 @@ PRIOR_CODES = {
     H_LEN, H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP, H_NESTED, H_Q1, H_NOUTER,
     OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
     OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY,
+    H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
+    OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS,
     HEADER,
-) = range(30)  # fmt: skip
+) = range(43)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
+SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
+                    OFF_ZROWS, OFF_CODES, OFF_GROUPS)  # fmt: skip

@@ -1,0 +1,390 @@
+"""The model with every group effect sampled, as data for numba: its log posterior density and
+gradient for nutpie, with no per-model compile step, for any family, any number of blocks on
+any factors (nested or crossed).
+
+Unconstrained x: first the *small* parameters, as in ``hierbayes.marginal.density`` (the
+intercept at the predictors' means, the slopes in units of s_link / s_x, per block the log
+SDs and the atanh canonical partial correlations, then the log of each of the family's own
+parameters theta); then the group effects, block after block, one row of ``size`` numbers per
+group: z_j (non-centred, r_j = Lambda z_j, z_j ~ N(0, I)) or r_j itself (centred,
+r_j ~ N(0, Lambda Lambda')), Lambda = diag(sd) L.
+
+    eta_i = offset_i + X_i b + sum over blocks k of Z_ik r_k[g_k(i)]
+    log p = sum_i log p(y_i | eta_i, theta) + log p(group effects | Lambda) + log prior
+
+The gradient: d/d eta_i per row (``likelihood``) gives d/db = X' d, d/dr_j = sum of Z_i d over
+the group's rows; then, per group, d/dz_j = Lambda' d/dr_j - z_j and d/dLambda += d/dr_j z_j'
+(non-centred), or d/dr_j -= Lambda^{-T} w_j and d/dLambda += Lambda^{-T} w_j w_j' - diag(1 /
+Lambda_ii) with w_j = Lambda^{-1} r_j (centred). The map from the small parameters to (b,
+Lambda, theta) and their priors is differentiated by complex step, as in the marginal model.
+
+``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .. import names
+from ..marginal.density import STEP, prior_row, unpack
+from ..marginal.layout import (
+    H_FAMILY, H_HASINT, H_INTCOL, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
+    HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
+    OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, SAMPLED_SECTIONS,
+)  # fmt: skip
+from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
+
+__all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "logp_cfunc", "expand_cfunc", "effects_from_x"]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def effects_from_x(x, buf, lam, r):
+    """The group effects r (block after block, a row per group) at x, given Lambda."""
+    groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
+    n_small = int(buf[H_NSMALL])
+    for blk in range(n_blocks):
+        start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
+        n_groups, at, centred = int(buf[groups + 3 * blk]), int(buf[groups + 3 * blk + 1]), buf[groups + 3 * blk + 2]
+        for j in range(n_groups):
+            base = at + j * size
+            for a in range(size):
+                if centred > 0:
+                    r[base + a] = x[n_small + base + a]
+                else:
+                    acc = 0.0
+                    for c in range(a + 1):
+                        acc += lam[start + a, start + c] * x[n_small + base + c]
+                    r[base + a] = acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _group_prior(x, buf, lam, g_r, g_lam, grad):
+    """log p(group effects | Lambda); writes d/dx of the effects into ``grad`` (adding the
+    likelihood's part ``g_r``) and adds d/dLambda into ``g_lam``."""
+    groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
+    n_small = int(buf[H_NSMALL])
+    lp = 0.0
+    w = np.empty(8)
+    u = np.empty(8)
+    for blk in range(n_blocks):
+        start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
+        n_groups, at, centred = int(buf[groups + 3 * blk]), int(buf[groups + 3 * blk + 1]), buf[groups + 3 * blk + 2]
+        if size > w.shape[0]:
+            w = np.empty(size)
+            u = np.empty(size)
+        log_det = 0.0
+        for a in range(size):
+            log_det += np.log(lam[start + a, start + a])
+        for j in range(n_groups):
+            base = at + j * size
+            if centred > 0:  # w = Lambda^{-1} r, u = Lambda^{-T} w
+                for a in range(size):
+                    acc = x[n_small + base + a]
+                    for c in range(a):
+                        acc -= lam[start + a, start + c] * w[c]
+                    w[a] = acc / lam[start + a, start + a]
+                for a in range(size - 1, -1, -1):
+                    acc = w[a]
+                    for c in range(a + 1, size):
+                        acc -= lam[start + c, start + a] * u[c]
+                    u[a] = acc / lam[start + a, start + a]
+                for a in range(size):
+                    lp -= 0.5 * w[a] * w[a]
+                    grad[n_small + base + a] = g_r[base + a] - u[a]
+                    for c in range(a + 1):
+                        g_lam[start + a, start + c] += u[a] * w[c]
+                    g_lam[start + a, start + a] -= 1.0 / lam[start + a, start + a]
+                lp -= log_det
+            else:
+                for a in range(size):
+                    z = x[n_small + base + a]
+                    lp -= 0.5 * z * z
+                    acc = -z
+                    for c in range(a, size):
+                        acc += lam[start + c, start + a] * g_r[base + c]
+                    grad[n_small + base + a] = acc
+                    for c in range(a + 1):
+                        g_lam[start + a, start + c] += g_r[base + a] * x[n_small + base + c]
+    return lp
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
+    """sum_i log p(y_i | eta_i, theta), with its gradient in b, r and theta (added in)."""
+    n, p, q, n_blocks = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS])
+    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
+    y_at, n_at, off_at, x_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X])
+    z_at, codes_at = int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
+    blocks, groups = int(buf[OFF_BLOCKS]), int(buf[OFF_GROUPS])
+    c = np.zeros(3)
+    constants(family, theta, c)
+    total = 0.0
+    for i in range(n):
+        eta = buf[off_at + i]
+        row_x = x_at + i * p
+        for k in range(p):
+            eta += buf[row_x + k] * b[k]
+        row_z = z_at + i * q
+        for blk in range(n_blocks):
+            start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
+            base = int(buf[groups + 3 * blk + 1]) + int(buf[codes_at + i * n_blocks + blk]) * size
+            for a in range(size):
+                eta += buf[row_z + start + a] * r[base + a]
+        value, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, g_theta)
+        total += value
+        for k in range(p):
+            g_b[k] += buf[row_x + k] * d
+        for blk in range(n_blocks):
+            start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
+            base = int(buf[groups + 3 * blk + 1]) + int(buf[codes_at + i * n_blocks + blk]) * size
+            for a in range(size):
+                g_r[base + a] += buf[row_z + start + a] * d
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def logp_and_grad(x, buf, grad):
+    """Log posterior density (up to a constant) at unconstrained x; fills ``grad``."""
+    p, q, n_theta, n_small = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA]), int(buf[H_NSMALL])
+    n_r = x.shape[0] - n_small
+    b = np.zeros(p)
+    lam = np.zeros((q, q))
+    theta = np.zeros(max(n_theta, 1))
+    lp_prior = unpack(x, buf, b, lam, theta)
+    grad[:] = 0.0
+    if not (np.isfinite(lp_prior) and np.all(np.isfinite(lam)) and np.all(np.isfinite(theta))):
+        return -np.inf  # outside what double precision can represent: a rejected point
+    r = np.empty(n_r)
+    effects_from_x(x, buf, lam, r)
+    g_b, g_r, g_theta, g_lam = np.zeros(p), np.zeros(n_r), np.zeros(max(n_theta, 1)), np.zeros((q, q))
+    loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
+    if not np.isfinite(loglik):
+        grad[:] = 0.0
+        return -np.inf
+    lp_groups = _group_prior(x, buf, lam, g_r, g_lam, grad)
+    # chain rule through the small map x -> (b, Lambda, theta) and its prior, by complex step
+    xc = x[:n_small].astype(np.complex128)
+    bc = np.zeros(p, dtype=np.complex128)
+    lamc = np.zeros((q, q), dtype=np.complex128)
+    thetac = np.zeros(max(n_theta, 1), dtype=np.complex128)
+    for i in range(n_small):
+        xc[i] = x[i] + 1j * STEP
+        g = unpack(xc, buf, bc, lamc, thetac).imag
+        for k in range(p):
+            g += g_b[k] * bc[k].imag
+        for a in range(q):
+            for k in range(a + 1):
+                g += g_lam[a, k] * lamc[a, k].imag
+        for t in range(n_theta):
+            g += g_theta[t] * thetac[t].imag
+        grad[i] = g / STEP
+        xc[i] = x[i]
+    return loglik + lp_groups + lp_prior
+
+
+@numba.njit(cache=True, error_model="numpy")
+def expand(x, buf, out):
+    """The draws to keep: b (p), Lambda (q x q, row-major), theta, the group effects r."""
+    p, q, n_theta, n_small = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA]), int(buf[H_NSMALL])
+    b = np.zeros(p)
+    lam = np.zeros((q, q))
+    theta = np.zeros(max(n_theta, 1))
+    unpack(x, buf, b, lam, theta)
+    out[:p] = b
+    for a in range(q):
+        for c in range(q):
+            out[p + a * q + c] = lam[a, c]
+    out[p + q * q : p + q * q + n_theta] = theta[:n_theta]
+    r = np.empty(x.shape[0] - n_small)
+    effects_from_x(x, buf, lam, r)
+    out[p + q * q + n_theta :] = r
+
+
+_LOGP_SIG = numba.types.int64(
+    numba.types.uint64, numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double), numba.types.voidptr,
+)  # fmt: skip
+_EXPAND_SIG = numba.types.int64(
+    numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double), numba.types.voidptr,
+)  # fmt: skip
+
+
+@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+def logp_cfunc(dim, x_, out_, logp_, data_):
+    head = numba.carray(data_, (HEADER,), np.float64)
+    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
+    if dim != int(head[H_NDIM]):
+        return -1
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    logp = numba.carray(logp_, (1,))
+    value = logp_and_grad(x, buf, out)
+    logp[0] = value
+    for i in range(dim):
+        if not np.isfinite(out[i]):
+            return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+
+
+@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+def expand_cfunc(dim, n_expanded, x_, out_, data_):
+    head = numba.carray(data_, (HEADER,), np.float64)
+    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
+    if dim != int(head[H_NDIM]) or n_expanded != int(head[H_NEXP]):
+        return -1
+    expand(numba.carray(x_, (dim,)), buf, numba.carray(out_, (n_expanded,)))
+    return 0
+
+
+@dataclass(frozen=True)
+class SampledModel:
+    """The packed buffer nutpie's callbacks read, and how to read the draws back."""
+
+    buffer: np.ndarray
+    parameters: tuple[str, ...]  # names of the unconstrained numbers, for messages
+    start: np.ndarray
+    jitter: np.ndarray
+    p: int
+    q: int
+    blocks: tuple = ()  # in Lambda's order: the design's blocks
+    theta_names: tuple[str, ...] = ()
+    priors_packed: bool = True
+
+    @property
+    def n_dim(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def n_small(self) -> int:
+        return int(self.buffer[H_NSMALL])
+
+    @property
+    def n_expanded(self) -> int:
+        return int(self.buffer[H_NEXP])
+
+    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density and gradient at unconstrained ``x`` (for tests and checks)."""
+        grad = np.empty(self.n_dim)
+        return float(logp_and_grad(np.asarray(x, dtype=float), self.buffer, grad)), grad
+
+    def natural(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """b, Lambda, theta (by name) and the group effects r (flat) at unconstrained ``x``."""
+        out = np.empty(self.n_expanded)
+        expand(np.asarray(x, dtype=float), self.buffer, out)
+        p, q, t = self.p, self.q, len(self.theta_names)
+        return {"b": out[:p], "Lambda": out[p : p + q * q].reshape(q, q),
+                **{name: out[p + q * q + k] for k, name in enumerate(self.theta_names)}, "r": out[p + q * q + t :]}  # fmt: skip
+
+    def initial_point(self, seed) -> np.ndarray:
+        """``start`` jittered; where the density or its gradient is not finite there, jittered
+        again with half the spread, then ``start``."""
+        rng = np.random.default_rng(seed)
+        for k in range(8):
+            x = self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter / 2**k
+            value, grad = self.logp(x)
+            if np.isfinite(value) and np.all(np.isfinite(grad)):
+                return x
+        return self.start.copy()
+
+
+def pack_sampled(design, priors, parameterization: dict) -> SampledModel:
+    """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
+    float64 buffer (``marginal.layout``'s header, the sampled model's sections)."""
+    family = design.family
+    X, terms, y = design.X, design.fixed_terms, design.y
+    n, p = X.shape
+    blocks = design.blocks
+    q = sum(b.size for b in blocks)
+    has_int = int(design.has_intercept)
+    int_col = terms.index("(Intercept)") if has_int else -1
+    slopes = [k for k in range(p) if k != int_col]
+    means = X[:, slopes].mean(axis=0) if slopes else np.zeros(0)
+    loc, s_link = family.link_scale(y, design.trials)
+    s_x = np.array([float(np.std(X[:, k])) or 1.0 for k in slopes])
+    scales = s_link / s_x
+
+    prior_rows, labels, start, jitter = [], [], [], []
+    if has_int:
+        prior_rows.append(prior_row(priors.get("Intercept")))
+        labels.append(names.INTERCEPT_C)
+        start.append(loc)
+        jitter.append(0.1 * s_link)
+    for k in slopes:
+        prior_rows.append(prior_row(priors.get("b", coef=terms[k])))
+        labels.append(f"{names.SLOPES}[{terms[k]}]")
+        start.append(0.0)
+        jitter.append(0.5)
+    block_rows, group_rows, at = [], [], 0
+    for block in blocks:
+        n_cor = block.size * (block.size - 1) // 2 if block.correlated else 0
+        for i, term in enumerate(block.terms):
+            prior_rows.append(prior_row(priors.get("sd", block.name, term)))
+            labels.append(f"log {names.sd(block)}[{term}]")
+            s_z = 1.0 if term == "(Intercept)" else (float(np.std(block.Z[:, i])) or 1.0)
+            start.append(np.log(s_link / s_z / 3))
+            jitter.append(1.0)
+        labels += [f"atanh cpc_{block.name}[{block.terms[i]},{block.terms[j]}]"
+                   for i in range(block.size) for j in range(i)] if block.correlated else []  # fmt: skip
+        start += [0.0] * n_cor
+        jitter += [1.0] * n_cor
+        eta = priors.get("cor", block.name).kwargs["eta"] if block.correlated else 0.0
+        block_rows.append([sum(b.size for b in blocks[: blocks.index(block)]), block.size, float(block.correlated), eta])
+        n_groups = len(design.factors[block.group].levels)
+        group_rows.append([n_groups, at, float(parameterization.get(block.name) == "centered")])
+        at += n_groups * block.size
+    for param in family.params:
+        prior_rows.append(prior_row(priors.get(param.name)))
+        labels.append(f"log {param.name}")
+        start.append(_theta_start(param.name, design))
+        jitter.append(1.0 if param.name == names.SIGMA else 0.5)
+    n_small = len(labels)
+    for block, (n_groups, _, centred) in zip(blocks, group_rows):
+        for level in design.factors[block.group].levels:
+            labels += [f"{'r' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
+        start += [0.0] * (n_groups * block.size)
+        jitter += [0.1 if centred else 1.0] * (n_groups * block.size)
+
+    n_theta = len(family.params)
+    header = np.zeros(HEADER)
+    header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL]] = [
+        len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + at, n_theta, n,
+        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small,
+    ]  # fmt: skip
+    Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))
+    codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
+    sections = {
+        OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
+        OFF_Y: y, OFF_TRIALS: design.trials if design.trials is not None else np.ones(n),
+        OFF_OFFSET: design.offset if design.offset is not None else np.zeros(n), OFF_X: X, OFF_ZROWS: Z,
+        OFF_CODES: codes, OFF_GROUPS: group_rows,
+    }  # fmt: skip
+    parts, offset = [header], HEADER
+    for slot in SAMPLED_SECTIONS:
+        part = np.asarray(sections[slot], dtype=float).ravel()
+        header[slot] = offset
+        offset += len(part)
+        parts.append(part)
+    header[H_LEN] = offset
+    buffer = np.ascontiguousarray(np.concatenate(parts))
+    buffer.flags.writeable = False
+    return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
+                        tuple(blocks), family.param_names, all(row[0] >= 0 for row in prior_rows))  # fmt: skip
+
+
+def _theta_start(name: str, design) -> float:
+    """log of a starting value for the family's own parameter ``name``: the residual SD of a
+    least-squares fit (sigma), 10 (nu), or the moment estimate mean^2 / (var - mean) (shape)."""
+    y = design.y
+    if name == names.SIGMA:
+        coef = np.linalg.lstsq(design.X, y, rcond=None)[0]
+        return float(np.log(np.std(y - design.X @ coef) or 1.0))
+    if name == "nu":
+        return float(np.log(10.0))
+    mean, var = float(np.mean(y)), float(np.var(y))
+    return float(np.log(np.clip(mean**2 / (var - mean), 0.1, 100.0) if var > mean else 100.0))
