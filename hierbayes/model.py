@@ -35,6 +35,7 @@ from . import names
 from .design import DataError, Design
 from .marginal.density import PackedModel, pack_model
 from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
+from .marginal.laplace import LAPLACE_FAMILIES
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
 from .priors import Prior, Priors, make_priors
 from .sampled.density import SampledModel, pack_sampled
@@ -45,7 +46,7 @@ __all__ = ["Model", "make_model", "build_model", "choose_method", "choose_parame
 PARAMETERIZATIONS = ("auto", "centered", "noncentered")
 
 
-METHODS = ("auto", "marginal", "full")
+METHODS = ("auto", "marginal", "full", "laplace")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Model:
     @cached_property
     def pymc(self) -> pm.Model:
         """The ``pymc.Model`` (built once, on first use); change it freely before sampling."""
+        if self.method == "laplace":
+            raise ValueError("method='laplace' has no PyMC model: its Laplace step runs in hierbayes' own kernels, "
+                             "sampled by nutpie; build the model with method='full' to change it in PyMC")  # fmt: skip
         if self.method == "marginal":
             return _marginal_model(self)
         with pm.Model(coords=_coords(self.design)) as model:
@@ -86,19 +90,35 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     _coords(design)  # a grouping factor named like a posterior variable fails here, before sampling
     integrated = integrated_factors(design) if method == "marginal" else ()
     sampled = sampled_blocks(design) if method == "marginal" else design.blocks
+    if method == "laplace":
+        integrated, sampled = (design.blocks[0].group,), ()
     chosen = choose_parameterization(design, parameterization, sampled)
     packed = None
     if method == "marginal" and not sampled:
         packed = pack_model(design, priors)
-    elif method == "full":
-        packed = pack_sampled(design, priors, chosen)
+    elif method in ("full", "laplace"):
+        packed = pack_sampled(design, priors, chosen, laplace=method == "laplace")
     return Model(design, priors, method, integrated, chosen, packed)
 
 
 def choose_method(design: Design, method: str = "auto") -> str:
-    """``marginal`` (group effects integrated out) where it applies, else ``full``."""
+    """``marginal`` (group effects integrated out) where it applies, else ``full``;
+    ``laplace`` only when asked for, and where it applies."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method == "laplace":
+        family = design.family
+        if (family.name, family.link) not in LAPLACE_FAMILIES:
+            served = ", ".join(f"{f} ({link} link)" for f, link in sorted(LAPLACE_FAMILIES))
+            raise ValueError(f"method='laplace' serves {served}, not the {family.label} family; use method='full'"
+                             + (" (a Gaussian model's effects are integrated out exactly by the default method)"
+                                if family.integrates_exactly else ""))  # fmt: skip
+        groups = sorted({b.group for b in design.blocks})
+        if len(groups) != 1:
+            raise ValueError(f"method='laplace' integrates out the effects of one grouping factor, and "
+                             f"{design.spec.formula!r} has {len(groups)} ({', '.join(groups) or 'none'}); "
+                             "use method='full'")  # fmt: skip
+        return method
     ok, why = marginal_applies(design)
     if method == "marginal" and not ok:
         raise ValueError(f"method='marginal' does not apply: {why}; use method='full'")

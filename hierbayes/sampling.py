@@ -25,7 +25,7 @@ import pytensor
 import xarray as xr
 
 from . import names
-from .marginal.draws import complete
+from .marginal.draws import complete, draw_laplace_effects
 from .marginal.run import run_nutpie
 from .model import Model
 from .sampled.density import SampledModel
@@ -177,6 +177,10 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
     diagnostics messages are also issued as ``SamplingWarning``."""
     sampler = available_sampler(sampler)
     packed = model.packed
+    if model.method == "laplace" and (sampler != "nutpie" or not packed.priors_packed or set(kwargs) - {"nuts"}):
+        raise ValueError("method='laplace' is sampled by nutpie on hierbayes' own kernels: it needs sampler='nutpie' "
+                         "(or 'auto' with nutpie installed), priors the kernels evaluate (scalar priors of the "
+                         "families in fit.prior_table()), and no other sampler options than nuts=")  # fmt: skip
     if sampler == "nutpie" and packed is not None and packed.priors_packed and set(kwargs) <= {"nuts"}:
         idata = _sample_packed(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                                target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))  # fmt: skip
@@ -187,8 +191,11 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
                                 model.method, model.parameterization, d.family.name, d.family.link, d.trials)  # fmt: skip
         idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                        progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)  # fmt: skip
-    if model.integrated:
-        seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
+    seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
+    if model.method == "laplace":  # approximate draws of the effects; the log-likelihood is per row
+        for name, values in draw_laplace_effects(model.design, idata.posterior.dataset, packed, seed).items():
+            idata.posterior[name] = values
+    elif model.integrated:
         effects, loglik = complete(model.design, idata.posterior.dataset, packed, random_seed=seed)
         for name, values in effects.items():
             idata.posterior[name] = values

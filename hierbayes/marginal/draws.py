@@ -25,10 +25,11 @@ from .. import names
 from ..summarize import block_cholesky
 from .elementwise import backward, cholesky, forward
 from .kernels import draw_effects
+from .laplace import draw_laplace
 from .nested import draw_nested_effects
 from .stats import factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, sampled_blocks, sufficient_stats
 
-__all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects"]
+__all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects", "draw_laplace_effects"]
 
 
 def complete(design, posterior: xr.Dataset, packed=None, random_seed=None):
@@ -139,6 +140,34 @@ def draw_nested_group_effects(design, posterior: xr.Dataset, packed, random_seed
         starts[block.group] += block.size
     coords = {**chain_draw, outer: list(design.factors[outer].levels)}
     return out, xr.DataArray(loglik.reshape(*shape, S_out), dims=("chain", "draw", outer), coords=coords)
+
+
+def draw_laplace_effects(design, posterior: xr.Dataset, packed, random_seed=None) -> dict[str, xr.DataArray]:
+    """``method="laplace"``: each draw's group effects from the Laplace approximation of their
+    conditional posterior, N(mode, A^{-1}) per group (``laplace.draw_laplace``): approximate,
+    as the likelihood was; ``r_<block>`` as the full model's."""
+    rng = np.random.default_rng(random_seed)
+    factor = design.blocks[0].group
+    J, q = design.factors[factor].n_levels, packed.q
+    b = posterior[names.FIXED].transpose(*names.SAMPLE_DIMS, names.TERM).values
+    shape = b.shape[:2]
+    lam = lambda_draws(design, posterior, packed.blocks).reshape(-1, q, q)
+    theta = np.stack([posterior[t].transpose(*names.SAMPLE_DIMS).values.reshape(-1) for t in packed.theta_names]
+                     + [np.zeros(lam.shape[0])], axis=1)  # fmt: skip
+    b = b.reshape(-1, b.shape[-1])
+    effects = np.empty((len(b), J, q))
+    for k in range(len(b)):
+        draw_laplace(b[k], lam[k], theta[k], packed.buffer, rng.standard_normal((J, q)), effects[k])
+    effects = effects.reshape(*shape, J, q)
+    chain_draw = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+    out, start = {}, 0
+    for block in packed.blocks:
+        out[names.effects(block)] = xr.DataArray(
+            effects[..., start : start + block.size], dims=("chain", "draw", factor, names.effect_dim(block)),
+            coords={**chain_draw, factor: list(design.factors[factor].levels), names.effect_dim(block): list(block.terms)},
+        )  # fmt: skip
+        start += block.size
+    return out
 
 
 class _Residuals:

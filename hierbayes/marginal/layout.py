@@ -15,10 +15,19 @@ first part (fixed effects, blocks, priors: what ``density.unpack`` reads) and ad
 the slopes' sampling scales, y, trials, offset, X and the blocks' Z columns row by row, the
 group code of each row in each block, and per block its number of groups, where its effects
 lie in x and whether they are centred. ``H_NTHETA`` counts the family's own parameters
-(sigma, nu, shape), last among the small parameters.
+(sigma, nu, shape), last among the small parameters. The Laplace model (``H_LAPLACE`` = 1,
+``laplace``) is the sampled model without its effects in x, its rows sorted by group, and
+``OFF_STARTS`` the first row of each group (and n).
+
+numba's disk cache keys each kernel on its own module's source text, not on this module's, so
+a kernel compiled against an older header would be loaded unchanged: ``_forget_stale_kernels``
+clears the kernels' cache whenever this file's text changes.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 __all__ = ["HEADER", "PRIOR_CODES"]
 
@@ -31,13 +40,34 @@ PRIOR_CODES = {
     H_LEN, H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP, H_NESTED, H_Q1, H_NOUTER,
     OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
     OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY,
-    H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
-    OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS,
+    H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
+    OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS,
     HEADER,
-) = range(43)  # fmt: skip
+) = range(45)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
-                    OFF_ZROWS, OFF_CODES, OFF_GROUPS)  # fmt: skip
+                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS)  # fmt: skip
+
+
+def _forget_stale_kernels() -> None:
+    """Delete numba's cached kernels of ``marginal`` and ``sampled`` when this file changed
+    since they were compiled (a hash kept beside them); best effort, never an error."""
+    here = Path(__file__)
+    try:
+        digest = hashlib.sha256(here.read_bytes()).hexdigest()
+        marker = here.parent / "__pycache__" / "layout.sha256"
+        if marker.exists() and marker.read_text() == digest:
+            return
+        for folder in (here.parent / "__pycache__", here.parent.parent / "sampled" / "__pycache__"):
+            for cached in [*folder.glob("*.nbi"), *folder.glob("*.nbc")]:
+                cached.unlink(missing_ok=True)
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(digest)
+    except OSError:
+        pass
+
+
+_forget_stale_kernels()

@@ -30,10 +30,11 @@ import numpy as np
 
 from .. import names
 from ..marginal.density import STEP, prior_row, unpack
+from ..marginal.laplace import laplace_loglik
 from ..marginal.layout import (
-    H_FAMILY, H_HASINT, H_INTCOL, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
+    H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
-    OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, SAMPLED_SECTIONS,
+    OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, SAMPLED_SECTIONS,
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
 
@@ -157,14 +158,17 @@ def logp_and_grad(x, buf, grad):
     grad[:] = 0.0
     if not (np.isfinite(lp_prior) and np.all(np.isfinite(lam)) and np.all(np.isfinite(theta))):
         return -np.inf  # outside what double precision can represent: a rejected point
-    r = np.empty(n_r)
-    effects_from_x(x, buf, lam, r)
     g_b, g_r, g_theta, g_lam = np.zeros(p), np.zeros(n_r), np.zeros(max(n_theta, 1)), np.zeros((q, q))
-    loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
-    if not np.isfinite(loglik):
+    if buf[H_LAPLACE] > 0:  # the group effects integrated out (hierbayes.marginal.laplace)
+        loglik, lp_groups = laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta), 0.0
+    else:
+        r = np.empty(n_r)
+        effects_from_x(x, buf, lam, r)
+        loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
+        lp_groups = _group_prior(x, buf, lam, g_r, g_lam, grad) if np.isfinite(loglik) else 0.0
+    if not np.isfinite(loglik + lp_groups):
         grad[:] = 0.0
         return -np.inf
-    lp_groups = _group_prior(x, buf, lam, g_r, g_lam, grad)
     # chain rule through the small map x -> (b, Lambda, theta) and its prior, by complex step
     xc = x[:n_small].astype(np.complex128)
     bc = np.zeros(p, dtype=np.complex128)
@@ -198,9 +202,10 @@ def expand(x, buf, out):
         for c in range(q):
             out[p + a * q + c] = lam[a, c]
     out[p + q * q : p + q * q + n_theta] = theta[:n_theta]
-    r = np.empty(x.shape[0] - n_small)
-    effects_from_x(x, buf, lam, r)
-    out[p + q * q + n_theta :] = r
+    if buf[H_LAPLACE] == 0:
+        r = np.empty(x.shape[0] - n_small)
+        effects_from_x(x, buf, lam, r)
+        out[p + q * q + n_theta :] = r
 
 
 _LOGP_SIG = numba.types.int64(
@@ -255,6 +260,7 @@ class SampledModel:
     blocks: tuple = ()  # in Lambda's order: the design's blocks
     theta_names: tuple[str, ...] = ()
     priors_packed: bool = True
+    laplace: bool = False  # the effects integrated out by a Laplace approximation, not in x
 
     @property
     def n_dim(self) -> int:
@@ -293,12 +299,14 @@ class SampledModel:
         return self.start.copy()
 
 
-def pack_sampled(design, priors, parameterization: dict) -> SampledModel:
+def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) -> SampledModel:
     """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
-    float64 buffer (``marginal.layout``'s header, the sampled model's sections)."""
+    float64 buffer (``marginal.layout``'s header, the sampled model's sections). ``laplace``:
+    the effects of the one grouping factor integrated out instead (``marginal.laplace``)."""
     family = design.family
     X, terms, y = design.X, design.fixed_terms, design.y
     n, p = X.shape
+    order = np.argsort(design.factors[design.blocks[0].group].codes, kind="stable") if laplace else np.arange(n)
     blocks = design.blocks
     q = sum(b.size for b in blocks)
     has_int = int(design.has_intercept)
@@ -344,7 +352,7 @@ def pack_sampled(design, priors, parameterization: dict) -> SampledModel:
         start.append(_theta_start(param.name, design))
         jitter.append(1.0 if param.name == names.SIGMA else 0.5)
     n_small = len(labels)
-    for block, (n_groups, _, centred) in zip(blocks, group_rows):
+    for block, (n_groups, _, centred) in zip(blocks, [] if laplace else group_rows):
         for level in design.factors[block.group].levels:
             labels += [f"{'r' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
         start += [0.0] * (n_groups * block.size)
@@ -352,17 +360,20 @@ def pack_sampled(design, priors, parameterization: dict) -> SampledModel:
 
     n_theta = len(family.params)
     header = np.zeros(HEADER)
-    header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL]] = [
-        len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + at, n_theta, n,
-        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small,
+    header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
+            H_LAPLACE]] = [
+        len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + (0 if laplace else at), n_theta, n,
+        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace),
     ]  # fmt: skip
     Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
+    trials = design.trials if design.trials is not None else np.ones(n)
+    offset = design.offset if design.offset is not None else np.zeros(n)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes[:, 0].astype(int), minlength=group_rows[0][0]))]) if laplace else ()
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
-        OFF_Y: y, OFF_TRIALS: design.trials if design.trials is not None else np.ones(n),
-        OFF_OFFSET: design.offset if design.offset is not None else np.zeros(n), OFF_X: X, OFF_ZROWS: Z,
-        OFF_CODES: codes, OFF_GROUPS: group_rows,
+        OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
+        OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts,
     }  # fmt: skip
     parts, offset = [header], HEADER
     for slot in SAMPLED_SECTIONS:
@@ -374,7 +385,7 @@ def pack_sampled(design, priors, parameterization: dict) -> SampledModel:
     buffer = np.ascontiguousarray(np.concatenate(parts))
     buffer.flags.writeable = False
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
-                        tuple(blocks), family.param_names, all(row[0] >= 0 for row in prior_rows))  # fmt: skip
+                        tuple(blocks), family.param_names, all(row[0] >= 0 for row in prior_rows), laplace)  # fmt: skip
 
 
 def _theta_start(name: str, design) -> float:

@@ -3,8 +3,8 @@ numba's disk cache holds the kernels.
 
 ``run_sampled``: (Design, SampledModel, settings) -> the ArviZ DataTree, whose posterior holds
 ``b``, ``sd_<block>``, ``L_<block>`` and ``cor_<block>`` (correlated blocks), ``r_<block>``
-(dims: the group, ``<block>__effect``) and the family's own parameters, with the same names
-and dims as the PyMC model's.
+(dims: the group, ``<block>__effect``; not for the Laplace model, whose effects are drawn
+afterwards) and the family's own parameters, with the same names and dims as the PyMC model's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
     """NUTS by nutpie on the sampled model (see the module docstring)."""
     p, q = packed.p, packed.q
     shapes = {"b": (p,), "Lambda": (q, q), **{name: () for name in packed.theta_names}}
-    for block in packed.blocks:
+    for block in () if packed.laplace else packed.blocks:
         shapes[names.effects(block)] = (len(design.factors[block.group].levels), block.size)
     tree, raw, chain_draw, elapsed = run_packed(logp_cfunc, expand_cfunc, packed, shapes, draws=draws, tune=tune,
                                                 chains=chains, seed=seed, target_accept=target_accept, nuts=nuts,
@@ -35,7 +35,7 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
     post = {names.FIXED: xr.DataArray(values("b"), dims=("chain", "draw", names.TERM),
                                       coords={**chain_draw, names.TERM: list(design.fixed_terms)})}  # fmt: skip
     post.update(block_posterior(values("Lambda"), packed.blocks, chain_draw))
-    for block in packed.blocks:
+    for block in () if packed.laplace else packed.blocks:
         group, effect = block.group, names.effect_dim(block)
         post[names.effects(block)] = xr.DataArray(
             values(names.effects(block)), dims=("chain", "draw", group, effect),
@@ -43,6 +43,7 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
         )
     for name in packed.theta_names:
         post[name] = xr.DataArray(values(name), dims=("chain", "draw"), coords=chain_draw)
-    attrs = {"sampling_time": elapsed, "tuning_steps": tune, "log_density": "hierbayes.sampled"}
+    attrs = {"sampling_time": elapsed, "tuning_steps": tune,
+             "log_density": "hierbayes.marginal.laplace" if packed.laplace else "hierbayes.sampled"}
     tree["posterior"] = xr.DataTree(xr.Dataset(post, attrs=attrs))
     return tree

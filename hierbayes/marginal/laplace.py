@@ -1,0 +1,258 @@
+"""Group effects of a GLMM integrated out by a Laplace approximation (``method="laplace"``), as
+Stan's embedded Laplace (Margossian et al. 2020) and tmbstan's ``laplace=TRUE`` do: NUTS then
+samples only b, the SDs, the correlations and the family's own parameters theta.
+
+One grouping factor; group j's effects r_j = Lambda u_j with u_j ~ N(0, I). With B_i =
+Lambda' Z_i' and eta_i = offset_i + X_i b + B_i' u,
+
+    F_j(u) = sum_{i in j} log p(y_i | eta_i, theta) - |u|^2 / 2,
+    log p(y_j | b, Lambda, theta) ~ F_j(u_j) - log|A_j| / 2,  A_j = I + sum_i W_i B_i B_i',
+
+at the mode u_j (Newton's method from 0, halving a step that lowers F), W_i = -d^2 log p /
+d eta^2. The gradient (implicit function theorem: du/dtheta = A^{-1} d(grad_u F)/dtheta), with
+d_i = d log p / d eta_i, W'_i = dW_i / d eta_i, C = A^{-1}, h_i = B_i' C B_i,
+v = C sum_i W'_i h_i B_i, s_i = v' B_i and e_i = d_i - W'_i h_i / 2 + W_i s_i / 2:
+
+    d/db           = sum_i X_i e_i
+    d/dLambda_ac   = sum_i Z_ia (e_i u_c - W_i (C B_i)_c - v_c d_i / 2)
+    d/dtheta       = sum_i (d log p_i / dtheta - h_i dW_i/dtheta / 2 - s_i dd_i/dtheta / 2)
+
+W is the observed information, which the families here keep positive (log-concave in eta):
+Bernoulli and binomial with the logit link, Poisson and negative binomial with the log link.
+
+Afterwards each draw's effects are drawn from the approximation N(u_j, A_j^{-1}) (``draw_laplace``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..sampled.likelihood import row_loglik, constants
+from .layout import (
+    H_FAMILY, H_LINK, H_NTHETA, H_P, H_Q, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_GROUPS,
+)  # fmt: skip
+
+__all__ = ["LAPLACE_FAMILIES", "laplace_loglik", "draw_laplace"]
+
+# (family, link) pairs the approximation serves
+LAPLACE_FAMILIES = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "log"), ("negativebinomial", "log")}
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _curvature(family, y, n, eta, theta, out):
+    """out = (W, dW/deta, dd/dtheta, dW/dtheta) of one row (see the module docstring)."""
+    if family == 2:  # binomial, logit link
+        p = 1.0 / (1.0 + math.exp(-eta)) if eta >= 0 else math.exp(eta) / (1.0 + math.exp(eta))
+        w = n * p * (1.0 - p)
+        out[0], out[1], out[2], out[3] = w, w * (1.0 - 2.0 * p), 0.0, 0.0
+    elif family == 3:  # Poisson, log link
+        mu = math.exp(eta)
+        out[0], out[1], out[2], out[3] = mu, mu, 0.0, 0.0
+    else:  # negative binomial, log link: t = mu / (phi + mu)
+        phi = theta[0]
+        mu = math.exp(eta)
+        t = mu / (phi + mu)
+        dt_dphi = -t / (phi + mu)
+        w = (phi + y) * t * (1.0 - t)
+        out[0], out[1] = w, w * (1.0 - 2.0 * t)
+        out[2] = -t - (phi + y) * dt_dphi
+        out[3] = t * (1.0 - t) + (phi + y) * (1.0 - 2.0 * t) * dt_dphi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch):
+    """One pass over a group's rows at u: F(u), grad_u F into ``grad``, A into ``A``."""
+    p, q = int(buf[H_P]), int(buf[H_Q])
+    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
+    y_at, n_at, off_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    F = 0.0
+    for a in range(q):
+        grad[a] = -u[a]
+        F -= 0.5 * u[a] * u[a]
+        for k in range(q):
+            A[a, k] = 1.0 if a == k else 0.0
+    for i in range(lo, hi):
+        eta = buf[off_at + i]
+        for k in range(p):
+            eta += buf[x_at + i * p + k] * b[k]
+        for k in range(q):
+            acc = 0.0
+            for a in range(k, q):
+                acc += buf[z_at + i * q + a] * lam[a, k]
+            bi[k] = acc
+            eta += acc * u[k]
+        value, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, scratch)
+        _curvature(family, buf[y_at + i], buf[n_at + i], eta, theta, curv)
+        F += value
+        for a in range(q):
+            grad[a] += bi[a] * d
+            for k in range(a + 1):
+                A[a, k] += curv[0] * bi[a] * bi[k]
+    return F
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mode(buf, b, lam, theta, c, lo, hi, u, A, work):
+    """Newton's method for group rows lo..hi from u = 0; leaves u at the mode and A = -Hessian
+    there (lower triangle, then its Cholesky factor); returns F at the mode."""
+    q = u.shape[0]
+    grad, step, u_prev, bi, curv, scratch = work[0], work[1], work[2], work[3], work[4], work[5]
+    for a in range(q):
+        u[a] = 0.0
+        u_prev[a] = 0.0
+        step[a] = 0.0
+    F_old = -np.inf
+    for _ in range(100):
+        F = _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch)
+        if not F >= F_old - 1e-12 * abs(F_old):  # the step went too far (or F is nan): halve it
+            for a in range(q):
+                step[a] *= 0.5
+                u[a] = u_prev[a] + step[a]
+            if np.max(np.abs(step[:q])) < 1e-12:
+                break
+            continue
+        F_old = F
+        _cholesky(A, q)
+        _solve(A, grad, step, q)
+        if np.max(np.abs(step[:q])) < 1e-10:
+            return F
+        for a in range(q):
+            u_prev[a] = u[a]
+            u[a] += step[a]
+    for a in range(q):  # no clean convergence: back to the best point, A factored there
+        u[a] = u_prev[a]
+    F = _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch)
+    _cholesky(A, q)
+    return F
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cholesky(A, q):
+    """A's lower triangle replaced by its Cholesky factor, in place."""
+    for a in range(q):
+        for k in range(a + 1):
+            s = A[a, k]
+            for m in range(k):
+                s -= A[a, m] * A[k, m]
+            A[a, k] = math.sqrt(s) if a == k else s / A[k, k]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve(R, rhs, out, q):
+    """out = (R R')^{-1} rhs with R lower triangular."""
+    for a in range(q):
+        s = rhs[a]
+        for m in range(a):
+            s -= R[a, m] * out[m]
+        out[a] = s / R[a, a]
+    for a in range(q - 1, -1, -1):
+        s = out[a]
+        for m in range(a + 1, q):
+            s -= R[m, a] * out[m]
+        out[a] = s / R[a, a]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
+    """The Laplace log-likelihood at (b, Lambda, theta); its gradient added into g_b, g_lam
+    (every entry) and g_theta (see the module docstring)."""
+    p, q, n_theta = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA])
+    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
+    y_at, n_at, off_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
+    c = np.zeros(3)
+    constants(family, theta, c)
+    work = np.zeros((6, max(q, 4)))
+    u, A, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q))
+    dlog, v, cb, e_col = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
+    bi, curv, g_row = work[3], work[4], np.zeros(max(n_theta, 1))
+    total = 0.0
+    for j in range(J):
+        lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
+        F = _mode(buf, b, lam, theta, c, lo, hi, u, A, work)
+        log_det = 0.0
+        for a in range(q):
+            log_det += 2.0 * math.log(A[a, a])
+            for k in range(q):
+                e_col[k] = 1.0 if k == a else 0.0
+            _solve(A, e_col, cb, q)
+            for k in range(q):
+                C[k, a] = cb[k]
+        total += F - 0.5 * log_det
+        for a in range(q):
+            dlog[a] = 0.0
+        for sweep in range(2):  # first d log|A| / du, then the gradient
+            if sweep == 1:
+                for a in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += C[a, k] * dlog[k]
+                    v[a] = acc
+            for i in range(lo, hi):
+                eta = buf[off_at + i]
+                for k in range(p):
+                    eta += buf[x_at + i * p + k] * b[k]
+                for k in range(q):
+                    acc = 0.0
+                    for a in range(k, q):
+                        acc += buf[z_at + i * q + a] * lam[a, k]
+                    bi[k] = acc
+                    eta += acc * u[k]
+                _curvature(family, buf[y_at + i], buf[n_at + i], eta, theta, curv)
+                w, w1 = curv[0], curv[1]
+                h = 0.0
+                for a in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += C[a, k] * bi[k]
+                    cb[a] = acc
+                    h += bi[a] * acc
+                if sweep == 0:
+                    for a in range(q):
+                        dlog[a] += w1 * h * bi[a]
+                    continue
+                g_row[:] = 0.0
+                _, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, g_row)
+                s = 0.0
+                for a in range(q):
+                    s += v[a] * bi[a]
+                e = d - 0.5 * w1 * h + 0.5 * w * s
+                for k in range(p):
+                    g_b[k] += buf[x_at + i * p + k] * e
+                for a in range(q):
+                    za = buf[z_at + i * q + a]
+                    if za == 0.0:
+                        continue
+                    for k in range(q):
+                        g_lam[a, k] += za * (e * u[k] - w * cb[k] - 0.5 * v[k] * d)
+                for t in range(n_theta):
+                    g_theta[t] += g_row[t] - 0.5 * h * curv[3] - 0.5 * s * curv[2]
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def draw_laplace(b, lam, theta, buf, normals, out):
+    """Group effects r_j = Lambda (u_j + R_j'^{-1} e_j), A_j = R_j R_j', for one draw of
+    (b, Lambda, theta): ``normals`` (J, q) standard normal, ``out`` (J, q)."""
+    q, n_theta = int(buf[H_Q]), int(buf[H_NTHETA])
+    family = int(buf[H_FAMILY])
+    starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
+    c = np.zeros(3)
+    constants(family, theta[: max(n_theta, 1)], c)
+    work = np.zeros((6, max(q, 4)))
+    u, A, x = np.zeros(q), np.zeros((q, q)), np.zeros(q)
+    for j in range(J):
+        _mode(buf, b, lam, theta, c, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work)
+        for a in range(q - 1, -1, -1):  # x = R'^{-1} e
+            s = normals[j, a]
+            for m in range(a + 1, q):
+                s -= A[m, a] * x[m]
+            x[a] = s / A[a, a]
+        for a in range(q):
+            acc = 0.0
+            for k in range(a + 1):
+                acc += lam[a, k] * (u[k] + x[k])
+            out[j, a] = acc
