@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
     .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools
     .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
+    .venv/bin/python benchmarks/run.py glmm              # Bernoulli 20k rows / 200 groups, and cbpp
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
 wall time split into compile (everything before the first draw: building, compiling, and
@@ -29,7 +30,7 @@ import pytensor.tensor as pt
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import hierbayes as hb  # noqa: E402
-from simulate import simulate, simulate_crossed, simulate_nested  # noqa: E402
+from simulate import simulate, simulate_bernoulli, simulate_crossed, simulate_nested  # noqa: E402
 
 DRAWS = dict(draws=1000, tune=1000, chains=4)
 
@@ -61,16 +62,17 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def hierbayes_fit(formula, data, method, seed):
-    fit, wall = timed(lambda: hb.fit(formula, data, method=method, random_seed=seed, progressbar=False, **DRAWS))
+def hierbayes_fit(formula, data, method, seed, **kwargs):
+    fit, wall = timed(lambda: hb.fit(formula, data, method=method, random_seed=seed, progressbar=False, **DRAWS,
+                                     **kwargs))  # fmt: skip
     return fit.idata, wall
 
 
-def bambi_fit(formula, data, seed):
+def bambi_fit(formula, data, seed, family="gaussian"):
     import bambi as bmb
 
     def run():
-        model = bmb.Model(formula, data)
+        model = bmb.Model(formula, data, family=family)
         return model.fit(inference_method="nutpie", random_seed=seed, progressbar=False, **DRAWS)
 
     return timed(run)
@@ -185,6 +187,94 @@ def nested(seed=1):
     return rows
 
 
+def handwritten_glmm(data, seed, y="y", x="x", group="g", trials=None):
+    """The logistic model a user would write by hand in PyMC: non-centred, LKJCholeskyCov for
+    an intercept and slope (or an intercept alone when ``x`` is None), nutpie."""
+
+    def run():
+        codes, levels = pd.factorize(data[group])
+        yv = data[y].to_numpy()
+        q = 1 if x is None else 2
+        with pm.Model(coords={group: levels, "effect": ["(Intercept)", x][:q]}):
+            if x is None:  # cbpp: period as a factor
+                X = pd.get_dummies(data["period"], drop_first=True, dtype=float).to_numpy()
+                b0 = pm.Normal("Intercept", 0, 2.5)
+                b = pm.Normal("b", 0, 2.5, shape=X.shape[1])
+                eta = b0 + pt.dot(X, b)
+                sd = pm.HalfStudentT("sd", 3, 1.0)
+                z = pm.Normal("z", 0, 1, dims=group)
+                eta = eta + (z * sd)[codes]
+            else:
+                xv = data[x].to_numpy()
+                b0, b1 = pm.Normal("Intercept", 0, 2.5), pm.Normal(x, 0, 2.5)
+                chol, corr, sds = pm.LKJCholeskyCov("chol", n=2, eta=2.0, sd_dist=pm.HalfStudentT.dist(3, 1.0),
+                                                    compute_corr=True)  # fmt: skip
+                pm.Deterministic("sd", sds)
+                pm.Deterministic("cor", corr[0, 1])
+                r = pt.dot(pm.Normal("z", 0, 1, dims=(group, "effect")), chol.T)
+                eta = b0 + b1 * xv + r[codes, 0] + r[codes, 1] * xv
+            if trials is None:
+                pm.Bernoulli("y", logit_p=eta, observed=yv)
+            else:
+                pm.Binomial("y", n=data[trials].to_numpy(), logit_p=eta, observed=yv)
+            return pm.sample(nuts_sampler="nutpie", random_seed=seed, progressbar=False,
+                             compute_convergence_checks=False, **DRAWS)  # fmt: skip
+
+    return timed(run)
+
+
+GLMER = {
+    "bernoulli": "glmer(y ~ x + (x | g), data = d, family = binomial)",
+    "cbpp": "glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), data = d, family = binomial)",
+}
+
+
+def glmer_time(data, call, repeats=3):
+    """Seconds of lme4's glmer (Laplace, the default nAGQ = 1) on ``data``, the median of
+    ``repeats`` fits in one R process (the data read once); None without Rscript and lme4."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("Rscript") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/d.csv"
+        data.to_csv(path, index=False)
+        script = (f"suppressMessages(library(lme4)); d <- read.csv('{path}'); d$g <- factor(d$g); "
+                  f"if (!is.null(d$herd)) d$herd <- factor(d$herd); if (!is.null(d$period)) d$period <- factor(d$period); "
+                  f"t <- replicate({repeats}, system.time(m <- {call})[['elapsed']]); cat(median(t))")  # fmt: skip
+        done = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
+    return float(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def glmm(seed=1):
+    """A Bernoulli random intercept and slope (20,000 rows, 200 groups) and cbpp's binomial
+    random intercept: hierbayes exact (every effect sampled, no compile step) and Laplace,
+    bambi (uncorrelated, as bambi must), a hand-written PyMC model, and glmer's time."""
+    rows = []
+    data, formula = simulate_bernoulli(seed=seed)
+    for method in ("full", "laplace"):
+        idata, wall = hierbayes_fit(formula, data, method, seed, family="bernoulli")
+        rows.append(summarise(f"bernoulli 20k/200: hierbayes {method}", idata, wall, ["g"]))
+    idata, wall = bambi_fit(formula, data, seed, family="bernoulli")
+    rows.append(summarise("bernoulli 20k/200: bambi + nutpie (uncorrelated)", idata, wall, ["g", "g__factor_dim"]))
+    idata, wall = handwritten_glmm(data, seed)
+    rows.append(summarise("bernoulli 20k/200: hand-written PyMC + nutpie", idata, wall, ["g"]))
+    rows.append({"model": "bernoulli 20k/200: lme4 glmer (Laplace point estimate)", "wall_s": glmer_time(data, GLMER["bernoulli"])})
+    cbpp = hb.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    for method in ("full", "laplace"):
+        idata, wall = hierbayes_fit(formula, cbpp, method, seed)
+        rows.append(summarise(f"cbpp: hierbayes {method}", idata, wall, ["herd"]))
+    idata, wall = bambi_fit("p(incidence, size) ~ period + (1 | herd)", cbpp, seed, family="binomial")
+    rows.append(summarise("cbpp: bambi + nutpie", idata, wall, ["herd", "herd__factor_dim"]))
+    idata, wall = handwritten_glmm(cbpp.assign(g=cbpp["herd"]), seed, y="incidence", x=None, trials="size")
+    rows.append(summarise("cbpp: hand-written PyMC + nutpie", idata, wall, ["g"]))
+    rows.append({"model": "cbpp: lme4 glmer (Laplace point estimate)", "wall_s": glmer_time(cbpp.assign(g=cbpp["herd"]), GLMER["cbpp"])})
+    return rows
+
+
 def main(which):
     if which == "time-to-answer":
         table = pd.DataFrame(time_to_answer())
@@ -206,17 +296,30 @@ def main(which):
         rows = crossed()
     elif which == "nested":
         rows = nested()
+    elif which == "glmm":
+        rows = glmm()
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested or time-to-answer")
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested, glmm "
+                         "or time-to-answer")  # fmt: skip
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]
         table["ess_per_s_vs_bambi"] = table["ess_per_s"] / base["bambi + nutpie (uncorrelated)"]
         table["ess_per_s_vs_handwritten"] = table["ess_per_s"] / base["hand-written PyMC LKJ + nutpie"]
+    if which == "glmm":  # ratios within each data set
+        data_set = table["model"].str.split(":").str[0]
+
+        def peer(name, column):
+            rows = table[table["model"].str.contains(name)]
+            return data_set.map(dict(zip(data_set[rows.index], rows[column])))
+
+        table["ess_per_s_vs_bambi"] = table["ess_per_s"] / peer("bambi", "ess_per_s")
+        table["ess_per_s_vs_handwritten"] = table["ess_per_s"] / peer("hand-written", "ess_per_s")
+        table["wall_vs_glmer"] = table["wall_s"] / peer("glmer", "wall_s").astype(float)
     print(table.drop(columns="parameters").to_markdown(index=False, floatfmt=".3g")
           if _has_tabulate() else table.drop(columns="parameters").to_string(index=False))
     print("\nparameters in min ESS:")
-    for _, r in table.iterrows():
+    for _, r in table.dropna(subset=["parameters"]).iterrows():
         print(f"  {r['model']}: {r['parameters']}")
 
 

@@ -51,3 +51,16 @@ def simulate_nested(n_schools: int = 500, classes: int = 8, pupils: int = 25, se
     y = 1 + 0.5 * x + u[school, 0] + u[school, 1] * x + rng.normal(0, 0.3, n_schools * classes)[klass] + rng.normal(size=n)
     data = pd.DataFrame({"y": y, "x": x, "school": [f"s{k}" for k in school], "class": [f"c{k % classes}" for k in klass]})
     return data, "y ~ x + (x | school) + (1 | school:class)"
+
+
+def simulate_bernoulli(n_rows: int = 20_000, n_groups: int = 200, seed: int = 1):
+    """A binary outcome with a random intercept and slope (SDs 0.8 and 0.4, correlation 0.3)
+    on the logit scale; fixed effects -0.5 and 0.7."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), int(np.ceil(n_rows / n_groups)))[:n_rows]
+    x = rng.normal(size=n_rows)
+    G = np.array([[0.64, 0.3 * 0.8 * 0.4], [0.3 * 0.8 * 0.4, 0.16]])
+    u = rng.multivariate_normal([0, 0], G, size=n_groups)
+    eta = -0.5 + 0.7 * x + u[g, 0] + u[g, 1] * x
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{j}" for j in g]}), "y ~ x + (x | g)"
