@@ -30,9 +30,9 @@ import math
 import numba
 import numpy as np
 
-from ..sampled.likelihood import row_loglik, constants
+from ..sampled.likelihood import digamma
 from .layout import (
-    H_FAMILY, H_LINK, H_NTHETA, H_P, H_Q, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_GROUPS,
+    H_FAMILY, H_NTHETA, H_P, H_Q, H_ROWS, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
 )  # fmt: skip
 
 __all__ = ["LAPLACE_FAMILIES", "laplace_loglik", "draw_laplace"]
@@ -42,32 +42,66 @@ LAPLACE_FAMILIES = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _curvature(family, y, n, eta, theta, out):
-    """out = (W, dW/deta, dd/dtheta, dW/dtheta) of one row (see the module docstring)."""
-    if family == 2:  # binomial, logit link
-        p = 1.0 / (1.0 + math.exp(-eta)) if eta >= 0 else math.exp(eta) / (1.0 + math.exp(eta))
+def _row(family, y, n, eta, phi, out):
+    """One row at eta, with one exp: out = (the eta-dependent part of log p, d, W, dW/deta,
+    and for the negative binomial d/dphi of that part, of d and of W)."""
+    if family == 2:  # binomial, logit link: y eta - n log(1 + e^eta)
+        e = math.exp(-abs(eta))
+        p = 1.0 / (1.0 + e) if eta >= 0 else e / (1.0 + e)
         w = n * p * (1.0 - p)
-        out[0], out[1], out[2], out[3] = w, w * (1.0 - 2.0 * p), 0.0, 0.0
-    elif family == 3:  # Poisson, log link
+        out[0], out[1], out[2], out[3] = y * eta - n * (max(eta, 0.0) + math.log1p(e)), y - n * p, w, w * (1.0 - 2.0 * p)
+    elif family == 3:  # Poisson, log link: y eta - e^eta
         mu = math.exp(eta)
-        out[0], out[1], out[2], out[3] = mu, mu, 0.0, 0.0
-    else:  # negative binomial, log link: t = mu / (phi + mu)
-        phi = theta[0]
+        out[0], out[1], out[2], out[3] = y * eta - mu, y - mu, mu, mu
+    else:  # negative binomial, log link: y eta - (phi + y) log(phi + mu); t = mu / (phi + mu)
         mu = math.exp(eta)
         t = mu / (phi + mu)
         dt_dphi = -t / (phi + mu)
         w = (phi + y) * t * (1.0 - t)
-        out[0], out[1] = w, w * (1.0 - 2.0 * t)
-        out[2] = -t - (phi + y) * dt_dphi
-        out[3] = t * (1.0 - t) + (phi + y) * (1.0 - 2.0 * t) * dt_dphi
+        out[0], out[1], out[2], out[3] = y * eta - (phi + y) * math.log(phi + mu), y - (phi + y) * t, w, w * (1.0 - 2.0 * t)
+        out[4] = -math.log(phi + mu) - (phi + y) / (phi + mu)
+        out[5] = -t - (phi + y) * dt_dphi
+        out[6] = t * (1.0 - t) + (phi + y) * (1.0 - 2.0 * t) * dt_dphi
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch):
-    """One pass over a group's rows at u: F(u), grad_u F into ``grad``, A into ``A``."""
-    p, q = int(buf[H_P]), int(buf[H_Q])
-    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
-    y_at, n_at, off_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+def _free_part(buf, phi, g_theta):
+    """The negative binomial's terms free of eta, sum_i lgamma(y_i + phi) - lgamma(phi) +
+    phi log phi, with their derivative in phi added into g_theta[0]."""
+    y_at, n = int(buf[OFF_Y]), int(buf[H_ROWS])
+    value, grad = 0.0, 0.0
+    lg, dg, log_phi = math.lgamma(phi), digamma(phi), math.log(phi)
+    for i in range(n):
+        y = buf[y_at + i]
+        value += math.lgamma(y + phi) - lg + phi * log_phi
+        grad += digamma(y + phi) - dg + log_phi + 1.0
+    g_theta[0] += grad
+    return value
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _prepare(buf, b, lam, eta0, B):
+    """Per row, once per evaluation: eta0_i = offset_i + X_i b and B_i = Lambda' Z_i'."""
+    p, q, n = int(buf[H_P]), int(buf[H_Q]), int(buf[H_ROWS])
+    off_at, x_at, z_at = int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    for i in range(n):
+        eta = buf[off_at + i]
+        for k in range(p):
+            eta += buf[x_at + i * p + k] * b[k]
+        eta0[i] = eta
+        for k in range(q):
+            acc = 0.0
+            for a in range(k, q):
+                acc += buf[z_at + i * q + a] * lam[a, k]
+            B[i, k] = acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row):
+    """One pass over a group's rows at u: F(u) (up to terms free of eta), grad_u F into
+    ``grad``, A into ``A``."""
+    q, family = u.shape[0], int(buf[H_FAMILY])
+    y_at, n_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS])
     F = 0.0
     for a in range(q):
         grad[a] = -u[a]
@@ -75,38 +109,31 @@ def _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch):
         for k in range(q):
             A[a, k] = 1.0 if a == k else 0.0
     for i in range(lo, hi):
-        eta = buf[off_at + i]
-        for k in range(p):
-            eta += buf[x_at + i * p + k] * b[k]
+        eta = eta0[i]
         for k in range(q):
-            acc = 0.0
-            for a in range(k, q):
-                acc += buf[z_at + i * q + a] * lam[a, k]
-            bi[k] = acc
-            eta += acc * u[k]
-        value, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, scratch)
-        _curvature(family, buf[y_at + i], buf[n_at + i], eta, theta, curv)
-        F += value
+            eta += B[i, k] * u[k]
+        _row(family, buf[y_at + i], buf[n_at + i], eta, phi, row)
+        F += row[0]
         for a in range(q):
-            grad[a] += bi[a] * d
+            grad[a] += B[i, a] * row[1]
             for k in range(a + 1):
-                A[a, k] += curv[0] * bi[a] * bi[k]
+                A[a, k] += row[2] * B[i, a] * B[i, k]
     return F
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _mode(buf, b, lam, theta, c, lo, hi, u, A, work):
+def _mode(buf, eta0, B, phi, lo, hi, u, A, work):
     """Newton's method for group rows lo..hi from u = 0; leaves u at the mode and A = -Hessian
     there (lower triangle, then its Cholesky factor); returns F at the mode."""
     q = u.shape[0]
-    grad, step, u_prev, bi, curv, scratch = work[0], work[1], work[2], work[3], work[4], work[5]
+    grad, step, u_prev, row = work[0], work[1], work[2], work[4]
     for a in range(q):
         u[a] = 0.0
         u_prev[a] = 0.0
         step[a] = 0.0
     F_old = -np.inf
     for _ in range(100):
-        F = _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch)
+        F = _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row)
         if not F >= F_old - 1e-12 * abs(F_old):  # the step went too far (or F is nan): halve it
             for a in range(q):
                 step[a] *= 0.5
@@ -117,14 +144,14 @@ def _mode(buf, b, lam, theta, c, lo, hi, u, A, work):
         F_old = F
         _cholesky(A, q)
         _solve(A, grad, step, q)
-        if np.max(np.abs(step[:q])) < 1e-10:
+        if np.max(np.abs(step[:q])) < 1e-8:  # the value is then off by ~1e-16, the gradient by ~1e-8
             return F
         for a in range(q):
             u_prev[a] = u[a]
             u[a] += step[a]
     for a in range(q):  # no clean convergence: back to the best point, A factored there
         u[a] = u_prev[a]
-    F = _rows(buf, b, lam, theta, c, lo, hi, u, grad, A, bi, curv, scratch)
+    F = _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row)
     _cholesky(A, q)
     return F
 
@@ -157,22 +184,23 @@ def _solve(R, rhs, out, q):
 
 @numba.njit(cache=True, error_model="numpy")
 def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
-    """The Laplace log-likelihood at (b, Lambda, theta); its gradient added into g_b, g_lam
-    (every entry) and g_theta (see the module docstring)."""
+    """The Laplace log-likelihood at (b, Lambda, theta), up to terms free of the parameters;
+    its gradient added into g_b, g_lam (every entry) and g_theta (see the module docstring)."""
     p, q, n_theta = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA])
-    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
-    y_at, n_at, off_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    family = int(buf[H_FAMILY])
+    y_at, n_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
-    c = np.zeros(3)
-    constants(family, theta, c)
-    work = np.zeros((6, max(q, 4)))
+    phi = theta[0] if n_theta > 0 else 0.0
+    work = np.zeros((5, max(q, 7)))
     u, A, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q))
     dlog, v, cb, e_col = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
-    bi, curv, g_row = work[3], work[4], np.zeros(max(n_theta, 1))
-    total = 0.0
+    row = work[4]
+    eta0, B = np.empty(int(buf[H_ROWS])), np.empty((int(buf[H_ROWS]), q))
+    _prepare(buf, b, lam, eta0, B)
+    total = _free_part(buf, phi, g_theta) if n_theta > 0 else 0.0
     for j in range(J):
         lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
-        F = _mode(buf, b, lam, theta, c, lo, hi, u, A, work)
+        F = _mode(buf, eta0, B, phi, lo, hi, u, A, work)
         log_det = 0.0
         for a in range(q):
             log_det += 2.0 * math.log(A[a, a])
@@ -192,17 +220,12 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
                         acc += C[a, k] * dlog[k]
                     v[a] = acc
             for i in range(lo, hi):
-                eta = buf[off_at + i]
-                for k in range(p):
-                    eta += buf[x_at + i * p + k] * b[k]
+                bi = B[i]
+                eta = eta0[i]
                 for k in range(q):
-                    acc = 0.0
-                    for a in range(k, q):
-                        acc += buf[z_at + i * q + a] * lam[a, k]
-                    bi[k] = acc
-                    eta += acc * u[k]
-                _curvature(family, buf[y_at + i], buf[n_at + i], eta, theta, curv)
-                w, w1 = curv[0], curv[1]
+                    eta += bi[k] * u[k]
+                _row(family, buf[y_at + i], buf[n_at + i], eta, phi, row)
+                d, w, w1 = row[1], row[2], row[3]
                 h = 0.0
                 for a in range(q):
                     acc = 0.0
@@ -214,8 +237,6 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
                     for a in range(q):
                         dlog[a] += w1 * h * bi[a]
                     continue
-                g_row[:] = 0.0
-                _, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, g_row)
                 s = 0.0
                 for a in range(q):
                     s += v[a] * bi[a]
@@ -228,8 +249,8 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
                         continue
                     for k in range(q):
                         g_lam[a, k] += za * (e * u[k] - w * cb[k] - 0.5 * v[k] * d)
-                for t in range(n_theta):
-                    g_theta[t] += g_row[t] - 0.5 * h * curv[3] - 0.5 * s * curv[2]
+                if n_theta > 0:
+                    g_theta[0] += row[4] - 0.5 * h * row[6] - 0.5 * s * row[5]
     return total
 
 
@@ -238,14 +259,14 @@ def draw_laplace(b, lam, theta, buf, normals, out):
     """Group effects r_j = Lambda (u_j + R_j'^{-1} e_j), A_j = R_j R_j', for one draw of
     (b, Lambda, theta): ``normals`` (J, q) standard normal, ``out`` (J, q)."""
     q, n_theta = int(buf[H_Q]), int(buf[H_NTHETA])
-    family = int(buf[H_FAMILY])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
-    c = np.zeros(3)
-    constants(family, theta[: max(n_theta, 1)], c)
-    work = np.zeros((6, max(q, 4)))
+    phi = theta[0] if n_theta > 0 else 0.0
+    work = np.zeros((5, max(q, 7)))
     u, A, x = np.zeros(q), np.zeros((q, q)), np.zeros(q)
+    eta0, B = np.empty(int(buf[H_ROWS])), np.empty((int(buf[H_ROWS]), q))
+    _prepare(buf, b, lam, eta0, B)
     for j in range(J):
-        _mode(buf, b, lam, theta, c, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work)
+        _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work)
         for a in range(q - 1, -1, -1):  # x = R'^{-1} e
             s = normals[j, a]
             for m in range(a + 1, q):

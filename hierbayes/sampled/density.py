@@ -122,6 +122,11 @@ def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
     blocks, groups = int(buf[OFF_BLOCKS]), int(buf[OFF_GROUPS])
     c = np.zeros(3)
     constants(family, theta, c)
+    start, size, at = np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64)
+    for blk in range(n_blocks):
+        start[blk], size[blk] = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
+        at[blk] = int(buf[groups + 3 * blk + 1])
+    base = np.empty(n_blocks, np.int64)
     total = 0.0
     for i in range(n):
         eta = buf[off_at + i]
@@ -130,19 +135,16 @@ def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
             eta += buf[row_x + k] * b[k]
         row_z = z_at + i * q
         for blk in range(n_blocks):
-            start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
-            base = int(buf[groups + 3 * blk + 1]) + int(buf[codes_at + i * n_blocks + blk]) * size
-            for a in range(size):
-                eta += buf[row_z + start + a] * r[base + a]
+            base[blk] = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
+            for a in range(size[blk]):
+                eta += buf[row_z + start[blk] + a] * r[base[blk] + a]
         value, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, g_theta)
         total += value
         for k in range(p):
             g_b[k] += buf[row_x + k] * d
         for blk in range(n_blocks):
-            start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
-            base = int(buf[groups + 3 * blk + 1]) + int(buf[codes_at + i * n_blocks + blk]) * size
-            for a in range(size):
-                g_r[base + a] += buf[row_z + start + a] * d
+            for a in range(size[blk]):
+                g_r[base[blk] + a] += buf[row_z + start[blk] + a] * d
     return total
 
 

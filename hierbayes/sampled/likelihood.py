@@ -78,24 +78,13 @@ def _mills(x):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _softplus(x):
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _expit(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _binomial(link, y, n, eta):
     """y log p + (n - y) log(1 - p) and its derivative in eta, p = g^{-1}(eta)."""
-    if link == 1:  # logit
-        lp, l1p, dlp, dl1p = -_softplus(-eta), -_softplus(eta), _expit(-eta), -_expit(eta)
-    elif link == 2:  # probit
+    if link == 1:  # logit: y eta - n softplus(eta), one exp and one log1p
+        e = math.exp(-abs(eta))
+        p = 1.0 / (1.0 + e) if eta >= 0 else e / (1.0 + e)
+        return y * eta - n * (max(eta, 0.0) + math.log1p(e)), y - n * p
+    if link == 2:  # probit
         lp, l1p, dlp, dl1p = _log_ndtr(eta), _log_ndtr(-eta), _mills(eta), -_mills(-eta)
     else:  # cloglog: 1 - p = exp(-exp(eta))
         u = math.exp(eta)

@@ -13,9 +13,10 @@ import xarray as xr
 
 from .. import names
 from ..marginal.run import block_posterior, run_packed
-from .density import SampledModel, expand_cfunc, logp_cfunc
+from ..marginal.laplace import draw_laplace
+from .density import SampledModel, expand_cfunc, logp_cfunc, pack_sampled
 
-__all__ = ["run_sampled"]
+__all__ = ["run_sampled", "warm_up"]
 
 
 def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, target_accept, nuts: dict,
@@ -47,3 +48,22 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
              "log_density": "hierbayes.marginal.laplace" if packed.laplace else "hierbayes.sampled"}
     tree["posterior"] = xr.DataTree(xr.Dataset(post, attrs=attrs))
     return tree
+
+
+def warm_up() -> None:
+    """Compile the sampled and Laplace kernels here, or load them from numba's disk cache
+    (``scripts/setup.sh`` runs this once after installing)."""
+    import numpy as np
+    import pandas as pd
+
+    from ..design import make_design
+    from ..priors import make_priors
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.integers(0, 2, 12), "x": rng.normal(size=12), "g": list("abc") * 4})
+    design = make_design("y ~ x + (x | g)", data, family="bernoulli")
+    for laplace in (False, True):
+        model = pack_sampled(design, make_priors(design), {"g": "noncentered"}, laplace=laplace)
+        model.logp(model.initial_point(0))
+        values = model.natural(model.start)
+    draw_laplace(values["b"], values["Lambda"], np.zeros(1), model.buffer, np.zeros((3, 2)), np.empty((3, 2)))
