@@ -92,12 +92,16 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     sampled = sampled_blocks(design) if method == "marginal" else design.blocks
     if method == "laplace":
         integrated, sampled = (design.blocks[0].group,), ()
-    chosen = choose_parameterization(design, parameterization, sampled)
     packed = None
     if method == "marginal" and not sampled:
         packed = pack_model(design, priors)
-    elif method in ("full", "laplace"):
-        packed = pack_sampled(design, priors, chosen, laplace=method == "laplace")
+    if method in ("full", "laplace"):  # correlated blocks can be centred where nutpie runs the packed model
+        packed = pack_sampled(design, priors, {}, laplace=method == "laplace")
+        chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=packed.priors_packed)
+        if "centered" in chosen.values():
+            packed = pack_sampled(design, priors, chosen)
+    else:
+        chosen = choose_parameterization(design, parameterization, sampled)
     return Model(design, priors, method, integrated, chosen, packed)
 
 
@@ -229,9 +233,11 @@ def _fixed_part(design: Design, priors: Priors, rows: bool = True):
     return (intercept_c + pt.dot(X[:, slopes] - means, beta) if rows else None), b
 
 
-def choose_parameterization(design: Design, parameterization: str | dict = "auto", blocks=None) -> dict[str, str]:
+def choose_parameterization(design: Design, parameterization: str | dict = "auto", blocks=None,
+                            correlated_centred: bool = False) -> dict[str, str]:  # fmt: skip
     """``centered`` or ``noncentered`` for every block, or for ``blocks`` (those sampled), see
-    the module docstring."""
+    the module docstring. ``correlated_centred``: the model can centre a correlated block too
+    (the packed sampled model can; the PyMC model cannot)."""
     block_names = [b.name for b in design.blocks]
     if isinstance(parameterization, dict):
         unknown = set(parameterization) - set(block_names)
@@ -241,53 +247,71 @@ def choose_parameterization(design: Design, parameterization: str | dict = "auto
     else:
         wanted = dict.fromkeys(block_names, parameterization)
     chosen = {}
-    residuals = None  # of the fixed part, computed once if any block needs them
+    working = None  # residuals and weights of the fixed part, computed once if any block needs them
     for block in design.blocks if blocks is None else blocks:
         how = wanted[block.name]
         if how not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, not {how!r}")
-        if how == "centered" and block.correlated:
+        if how == "centered" and block.correlated and not correlated_centred:
             raise ValueError(f"block {block.name!r} is correlated; only its non-centred form is built")
         if how == "auto":
             well_informed = False
-            if block.size == 1:
-                if residuals is None:
-                    residuals = _fixed_residuals(design)
-                well_informed = information_ratio(design, block, residuals) > 1.0
+            if block.size == 1 or correlated_centred:
+                if working is None:
+                    working = _working_residuals(design)
+                well_informed = min(information_ratio(design, block, working, k) for k in range(block.size)) > 1.0
             how = "centered" if well_informed else "noncentered"
         chosen[block.name] = how
     return chosen
 
 
-def information_ratio(design: Design, block, residuals: np.ndarray | None = None) -> float:
-    """Median over groups of n_j tau^2 / sigma^2 for a one-term block, by moments.
+def information_ratio(design: Design, block, working: tuple | None = None, term: int = 0) -> float:
+    """Median over groups of the information about a group's effect on the block's ``term``
+    (its column), times that effect's variance tau^2, by moments: n_j tau^2 / sigma^2 for a
+    Gaussian model, n_j w tau^2 for a GLMM (w: the information of one row on the link scale).
+    A block is centred when every term's ratio exceeds 1.
 
-    From least-squares residuals e of the fixed part: per group, the slope of e on z
-    estimates b_j with variance tau^2 + sigma^2 / sum(z^2). sigma^2 is taken as the residual
-    variance (an overestimate when other effects are present, which leans to non-centred).
-    """
-    e = _fixed_residuals(design) if residuals is None else residuals
-    sigma2 = float(e.var())
-    if sigma2 <= 0:
-        return 0.0
+    From working residuals e (weights w) of the fixed part, per group the weighted slope of e
+    on z estimates b_j with variance tau^2 + 1 / sum(w z^2); tau^2 is their variance less the
+    mean sampling variance (an overestimate of the noise when other effects are present,
+    which leans to non-centred)."""
+    e, w = _working_residuals(design) if working is None else working
     codes = design.factors[block.group].codes
-    z = block.Z[:, 0]
-    szz = np.bincount(codes, weights=z * z)
-    sze = np.bincount(codes, weights=z * e)
+    z = block.Z[:, term]
+    szz = np.bincount(codes, weights=w * z * z)
+    sze = np.bincount(codes, weights=w * z * e)
     ok = szz > 0
+    if not ok.any():
+        return 0.0
     b_hat = sze[ok] / szz[ok]
-    tau2 = max(float(b_hat.var()) - float(np.mean(sigma2 / szz[ok])), 0.0)
-    return float(np.median(szz[ok]) * tau2 / sigma2)
+    tau2 = max(float(b_hat.var()) - float(np.mean(1 / szz[ok])), 0.0)
+    return float(np.median(szz[ok]) * tau2)
 
 
-def _fixed_residuals(design: Design) -> np.ndarray:
-    """y minus its least-squares fit on the fixed-effect columns."""
-    X, y = design.X, design.y
-    return y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y - y.mean()
+def _working_residuals(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """(e, w): least-squares residuals of the fixed part and weight 1 / their variance for
+    the identity link; otherwise the working residuals (y/n - mu0) / mu'(eta0) of the
+    intercept-only fit and the weights n mu'(eta0)^2 / V(mu0) (V: the binomial's or the
+    Poisson's variance function)."""
+    family, y = design.family, design.y
+    if family.link == "identity" and not family.has_trials and family.name in ("gaussian", "student_t"):
+        X = design.X
+        e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y - y.mean()
+        variance = float(e.var())
+        return e, np.full(len(e), 1 / variance if variance > 0 else 0.0)
+    eta0 = family.link_scale(y, design.trials)[0]
+    mu0 = float(family.mean(eta0))
+    slope = float(family.mean(eta0 + 1e-6) - family.mean(eta0 - 1e-6)) / 2e-6
+    n = design.trials if design.trials is not None else np.ones(len(y))
+    per_trial = mu0 * (1 - mu0) if family.name in ("bernoulli", "binomial") else max(mu0, 1e-12)
+    return (y / n - mu0) / slope, n * slope**2 / per_trial
 
 
 def _group_part(design: Design, block, priors: Priors, how: str):
-    """Z_j b_j for every row, with b_j = diag(sd) L z_j (non-centred) or b_j ~ N(0, sd)."""
+    """Z_j b_j for every row, with b_j = diag(sd) L z_j (non-centred) or b_j ~ N(0, sd); a
+    correlated block is built non-centred here whatever ``how`` says (only the packed model
+    centres one)."""
+    how = "noncentered" if block.correlated else how
     effect = names.effect_dim(block)
     sd = _variable(names.sd(block), [priors.get("sd", block.name, t) for t in block.terms], dims=effect)
     if how == "centered":  # sampled as r / s_y (see _scaled_variable)

@@ -120,8 +120,9 @@ def test_parameterization_applies_to_the_sampled_blocks_only(london):
     marginal = hb.make_model(rs, parameterization="centered")
     assert marginal.method == "marginal" and marginal.integrated == ("school",) and marginal.parameterization == {}
     assert marginal.packed is not None and "pymc" not in marginal.__dict__  # the PyMC model is not built yet
-    with pytest.raises(ValueError, match="only its non-centred form"):
-        hb.make_model(rs, method="full", parameterization="centered")
+    # the packed sampled model centres a correlated block around its fixed effects
+    full = hb.make_model(rs, method="full", parameterization="centered")
+    assert full.parameterization == {"school": "centered"} and full.packed.parameters[-1].startswith("a_school[")
     pen = make_design("diameter ~ 1 + (1 | plate) + (1 | sample)", hb.datasets.load("penicillin"))
     crossed = hb.make_model(pen)  # plate (24 levels) integrated out, sample (6) sampled, well informed
     assert crossed.integrated == ("plate",) and crossed.parameterization == {"sample": "centered"}

@@ -14,7 +14,8 @@ The sampled model (``hierbayes.sampled``: group effects sampled, any family) sha
 first part (fixed effects, blocks, priors: what ``density.unpack`` reads) and adds its rows:
 the slopes' sampling scales, y, trials, offset, X and the blocks' Z columns row by row, the
 group code of each row in each block, and per block its number of groups, where its effects
-lie in x and whether they are centred. ``H_NTHETA`` counts the family's own parameters
+lie in x and whether they are centred, and for each of Lambda's columns the fixed effect of
+the same term (its column in X, or -1). ``H_NTHETA`` counts the family's own parameters
 (sigma, nu, shape), last among the small parameters. The Laplace model (``H_LAPLACE`` = 1,
 ``laplace``) is the sampled model without its effects in x, its rows sorted by group, and
 ``OFF_STARTS`` the first row of each group (and n).
@@ -41,15 +42,15 @@ PRIOR_CODES = {
     OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
     OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY,
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
-    OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS,
+    OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
     HEADER,
-) = range(45)  # fmt: skip
+) = range(46)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
-                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS)  # fmt: skip
+                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS)  # fmt: skip
 
 
 def _forget_stale_kernels() -> None:

@@ -6,16 +6,20 @@ Unconstrained x: first the *small* parameters, as in ``hierbayes.marginal.densit
 intercept at the predictors' means, the slopes in units of s_link / s_x, per block the log
 SDs and the atanh canonical partial correlations, then the log of each of the family's own
 parameters theta); then the group effects, block after block, one row of ``size`` numbers per
-group: z_j (non-centred, r_j = Lambda z_j, z_j ~ N(0, I)) or r_j itself (centred,
-r_j ~ N(0, Lambda Lambda')), Lambda = diag(sd) L.
+group: z_j (non-centred, r_j = Lambda z_j, z_j ~ N(0, I)) or the group's coefficients
+a_j = b_T + r_j (centred around the fixed effects b_T of the block's terms, 0 for a term
+with none: r_j = a_j - b_T ~ N(0, Lambda Lambda')), Lambda = diag(sd) L. Centring around
+b_T keeps the intercept from trading off against the mean of the group effects (Gelfand,
+Sahu & Carlin 1995), which the diagonal mass matrix of a large model cannot follow.
 
     eta_i = offset_i + X_i b + sum over blocks k of Z_ik r_k[g_k(i)]
     log p = sum_i log p(y_i | eta_i, theta) + log p(group effects | Lambda) + log prior
 
 The gradient: d/d eta_i per row (``likelihood``) gives d/db = X' d, d/dr_j = sum of Z_i d over
 the group's rows; then, per group, d/dz_j = Lambda' d/dr_j - z_j and d/dLambda += d/dr_j z_j'
-(non-centred), or d/dr_j -= Lambda^{-T} w_j and d/dLambda += Lambda^{-T} w_j w_j' - diag(1 /
-Lambda_ii) with w_j = Lambda^{-1} r_j (centred). The map from the small parameters to (b,
+(non-centred), or d/da_j = d/dr_j - Lambda^{-T} w_j, d/db_T -= the sum of those over groups
+and d/dLambda += Lambda^{-T} w_j w_j' - diag(1 / Lambda_ii) with w_j = Lambda^{-1} r_j
+(centred). The map from the small parameters to (b,
 Lambda, theta) and their priors is differentiated by complex step, as in the marginal model.
 
 ``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``.
@@ -34,7 +38,8 @@ from ..marginal.laplace import laplace_loglik
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
-    OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, SAMPLED_SECTIONS,
+    OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
+    SAMPLED_SECTIONS,
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
 
@@ -42,10 +47,10 @@ __all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "logp_cfunc", "expan
 
 
 @numba.njit(cache=True, error_model="numpy")
-def effects_from_x(x, buf, lam, r):
-    """The group effects r (block after block, a row per group) at x, given Lambda."""
+def effects_from_x(x, buf, lam, b, r):
+    """The group effects r (block after block, a row per group) at x, given Lambda and b."""
     groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
-    n_small = int(buf[H_NSMALL])
+    n_small, cols = int(buf[H_NSMALL]), int(buf[OFF_TERM_COLS])
     for blk in range(n_blocks):
         start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
         n_groups, at, centred = int(buf[groups + 3 * blk]), int(buf[groups + 3 * blk + 1]), buf[groups + 3 * blk + 2]
@@ -53,7 +58,8 @@ def effects_from_x(x, buf, lam, r):
             base = at + j * size
             for a in range(size):
                 if centred > 0:
-                    r[base + a] = x[n_small + base + a]
+                    col = int(buf[cols + start + a])
+                    r[base + a] = x[n_small + base + a] - (b[col] if col >= 0 else 0.0)
                 else:
                     acc = 0.0
                     for c in range(a + 1):
@@ -62,11 +68,11 @@ def effects_from_x(x, buf, lam, r):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _group_prior(x, buf, lam, g_r, g_lam, grad):
+def _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad):
     """log p(group effects | Lambda); writes d/dx of the effects into ``grad`` (adding the
-    likelihood's part ``g_r``) and adds d/dLambda into ``g_lam``."""
+    likelihood's part ``g_r``) and adds d/dLambda into ``g_lam``, d/db into ``g_b``."""
     groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
-    n_small = int(buf[H_NSMALL])
+    n_small, cols = int(buf[H_NSMALL]), int(buf[OFF_TERM_COLS])
     lp = 0.0
     w = np.empty(8)
     u = np.empty(8)
@@ -83,7 +89,7 @@ def _group_prior(x, buf, lam, g_r, g_lam, grad):
             base = at + j * size
             if centred > 0:  # w = Lambda^{-1} r, u = Lambda^{-T} w
                 for a in range(size):
-                    acc = x[n_small + base + a]
+                    acc = r[base + a]
                     for c in range(a):
                         acc -= lam[start + a, start + c] * w[c]
                     w[a] = acc / lam[start + a, start + a]
@@ -95,6 +101,9 @@ def _group_prior(x, buf, lam, g_r, g_lam, grad):
                 for a in range(size):
                     lp -= 0.5 * w[a] * w[a]
                     grad[n_small + base + a] = g_r[base + a] - u[a]
+                    col = int(buf[cols + start + a])
+                    if col >= 0:
+                        g_b[col] -= g_r[base + a] - u[a]
                     for c in range(a + 1):
                         g_lam[start + a, start + c] += u[a] * w[c]
                     g_lam[start + a, start + a] -= 1.0 / lam[start + a, start + a]
@@ -165,9 +174,9 @@ def logp_and_grad(x, buf, grad):
         loglik, lp_groups = laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta), 0.0
     else:
         r = np.empty(n_r)
-        effects_from_x(x, buf, lam, r)
+        effects_from_x(x, buf, lam, b, r)
         loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
-        lp_groups = _group_prior(x, buf, lam, g_r, g_lam, grad) if np.isfinite(loglik) else 0.0
+        lp_groups = _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad) if np.isfinite(loglik) else 0.0
     if not np.isfinite(loglik + lp_groups):
         grad[:] = 0.0
         return -np.inf
@@ -206,7 +215,7 @@ def expand(x, buf, out):
     out[p + q * q : p + q * q + n_theta] = theta[:n_theta]
     if buf[H_LAPLACE] == 0:
         r = np.empty(x.shape[0] - n_small)
-        effects_from_x(x, buf, lam, r)
+        effects_from_x(x, buf, lam, b, r)
         out[p + q * q + n_theta :] = r
 
 
@@ -354,11 +363,14 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
         start.append(_theta_start(param.name, design))
         jitter.append(1.0 if param.name == names.SIGMA else 0.5)
     n_small = len(labels)
+    term_cols = [terms.index(t) if t in terms else -1 for block in blocks for t in block.terms]
+    fixed_start = {"(Intercept)": loc}  # b at the start point (slopes 0)
     for block, (n_groups, _, centred) in zip(blocks, [] if laplace else group_rows):
         for level in design.factors[block.group].levels:
-            labels += [f"{'r' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
-        start += [0.0] * (n_groups * block.size)
-        jitter += [0.1 if centred else 1.0] * (n_groups * block.size)
+            labels += [f"{'a' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
+        at_start = [fixed_start.get(t, 0.0) if centred else 0.0 for t in block.terms]
+        start += at_start * n_groups
+        jitter += [0.1 * s_link if centred else 1.0] * (n_groups * block.size)
 
     n_theta = len(family.params)
     header = np.zeros(HEADER)
@@ -375,7 +387,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
-        OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts,
+        OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
     }  # fmt: skip
     parts, offset = [header], HEADER
     for slot in SAMPLED_SECTIONS:
