@@ -8,6 +8,7 @@
     .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools
     .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
     .venv/bin/python benchmarks/run.py glmm              # Bernoulli 20k rows / 200 groups, and cbpp
+    .venv/bin/python benchmarks/run.py laplace-bias      # method="laplace" against the exact posterior
 
 Needs the ``bench`` extra (bambi): ``bash scripts/setup.sh bench``. Prints a Markdown table:
 wall time split into compile (everything before the first draw: building, compiling, and
@@ -275,6 +276,39 @@ def glmm(seed=1):
     return rows
 
 
+def laplace_bias(seed=1):
+    """The Laplace posterior against the exact one (every effect sampled) on cbpp, binary data
+    in small (5 rows) and large (100 rows) groups, and small Poisson counts: per parameter, the
+    difference of the posterior means in exact posterior SDs, and the ratio of the SDs."""
+    rng = np.random.default_rng(seed)
+    cases = [("cbpp (56 rows, 15 herds)", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+              hb.datasets.load("cbpp"), None)]  # fmt: skip
+    for label, J, n, family, sd in (("bernoulli, 100 groups of 5", 100, 5, "bernoulli", 1.0),
+                                    ("bernoulli, 50 groups of 100", 50, 100, "bernoulli", 1.0),
+                                    ("poisson, 100 groups of 5, mean count 1", 100, 5, "poisson", 0.7)):  # fmt: skip
+        g = np.repeat(np.arange(J), n)
+        x = rng.normal(size=J * n)
+        eta = (-0.5 if family == "bernoulli" else -0.2) + 0.5 * x + sd * rng.normal(size=J)[g] + 0.3 * rng.normal(size=J)[g] * x
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta))) if family == "bernoulli" else rng.poisson(np.exp(eta))
+        cases.append((label, "y ~ x + (x | g)", pd.DataFrame({"y": y, "x": x, "g": [f"g{j}" for j in g]}), family))
+    rows = []
+    for label, formula, data, family in cases:
+        fits = {m: hb.fit(formula, data, family=family, method=m, random_seed=seed, progressbar=False, draws=2000)
+                for m in ("full", "laplace")}  # fmt: skip
+        tables = {m: pd.concat([f.fixef()[["mean", "sd"]].rename(index=lambda t: f"b[{t}]"),
+                                f.varcorr().assign(name=lambda v: np.where(v.var2 == "", "sd[" + v.var1 + "]",
+                                                                           "cor[" + v.var1 + "," + v.var2 + "]"))
+                                .set_index("name")[["mean", "sd"]]]) for m, f in fits.items()}  # fmt: skip
+        exact, approx = tables["full"], tables["laplace"]
+        for name in exact.index:
+            rows.append({"data": label, "parameter": name, "exact_mean": exact.loc[name, "mean"],
+                         "laplace_mean": approx.loc[name, "mean"],
+                         "shift_in_sds": (approx.loc[name, "mean"] - exact.loc[name, "mean"]) / exact.loc[name, "sd"],
+                         "sd_ratio": approx.loc[name, "sd"] / exact.loc[name, "sd"]})  # fmt: skip
+        print(f"{label}: done", flush=True)
+    return rows
+
+
 def main(which):
     if which == "time-to-answer":
         table = pd.DataFrame(time_to_answer())
@@ -298,9 +332,12 @@ def main(which):
         rows = nested()
     elif which == "glmm":
         rows = glmm()
+    elif which == "laplace-bias":
+        print(pd.DataFrame(laplace_bias()).to_markdown(index=False, floatfmt=".3g"))
+        return
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested, glmm "
-                         "or time-to-answer")  # fmt: skip
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested, glmm, "
+                         "laplace-bias or time-to-answer")  # fmt: skip
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]

@@ -64,11 +64,14 @@ def fit(
     how group effects are sampled; "auto" centres one-term blocks whose groups are well informed.
     ``method``: "marginal" integrates the group effects out of the sampler and draws them
     exactly afterwards (both factors when two are nested; with crossed factors, those of the
-    factor with the most levels, the others sampled); "full" samples them all; "auto" (the
-    default) picks marginal where it applies. ``fit.method`` says which was used; the sampler
-    never changes which factors are integrated out. With one grouping factor or two nested
-    ones, nutpie samples the packed model of ``hierbayes.marginal`` (no per-model compile
-    step); other models are built in PyMC and compiled by nutpie.
+    factor with the most levels, the others sampled); "full" samples them all; "laplace"
+    integrates a GLMM's effects of one grouping factor out by a Laplace approximation (logit
+    binomial, log Poisson and negative binomial; opt-in); "auto" (the default) picks marginal
+    where it applies, else full. ``fit.method`` says which was used; the sampler
+    never changes which factors are integrated out. nutpie samples a packed model (no
+    per-model compile step): ``hierbayes.marginal`` for one grouping factor or two nested
+    ones, ``hierbayes.sampled`` for the full model; crossed Gaussian models are built in PyMC
+    and compiled by nutpie.
     """
     sampler = available_sampler(sampler)
     design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link, weights=weights)

@@ -1,7 +1,8 @@
 """Simulation-based calibration (SBC) of ``hb.fit`` (Talts et al. 2018; Modrák et al. 2023).
 
 For each simulation: draw the parameters from the priors that the fit is given explicitly
-(so the fit's prior is the simulation's prior), simulate a data set on a fixed design, fit it,
+(so the fit's prior is the simulation's prior), simulate a data set on a fixed design (a
+Gaussian response, or a Bernoulli or Poisson one on the logit or log scale), fit it,
 thin the posterior draws to ``L`` roughly independent ones and record the rank of the true
 value among them (0..L) for every scalar parameter. If the fit is calibrated, the ranks are
 uniform and central intervals cover the truth at their nominal rate.
@@ -96,11 +97,13 @@ class ModelClass:
     blocks: tuple[SimBlock, ...]
     layout: Layout
     method: str = "auto"
+    family: str = "gaussian"  # or "bernoulli" (logit link), "poisson" (log link)
 
     @property
     def priors(self) -> dict[str, str]:
         extra = {"cor": f"LKJ({LKJ_ETA:g})"} if any(b.correlated for b in self.blocks) else {}
-        return {**PRIORS, **extra}
+        own = {} if self.family == "gaussian" else {names.SIGMA: None}
+        return {k: v for k, v in {**PRIORS, **extra}.items() if k not in own}
 
     def parameters(self) -> list[str]:
         labels = [f"{names.FIXED}[(Intercept)]", f"{names.FIXED}[x]"]
@@ -108,7 +111,7 @@ class ModelClass:
             labels += [f"{names.sd(b.name)}[{t}]" for t in b.terms]
             if b.correlated:
                 labels.append(f"{names.cor(b.name)}[{b.terms[0]},{b.terms[1]}]")
-        return labels + [names.SIGMA]
+        return labels + ([names.SIGMA] if self.family == "gaussian" else [])
 
 
 _SLOPE = (SimBlock("g", ("(Intercept)", "x"), correlated=True),)
@@ -120,6 +123,8 @@ MODEL_CLASSES = {
                          (SimBlock("a", ("(Intercept)",)), SimBlock("a:h", ("(Intercept)",))), _nested()),
     "crossed": ModelClass("crossed", "y ~ x + (1|a) + (1|h)",
                           (SimBlock("a", ("(Intercept)",)), SimBlock("h", ("(Intercept)",))), _crossed()),
+    "bernoulli_rs": ModelClass("bernoulli_rs", "y ~ x + (x|g)", _SLOPE, _one_factor(), family="bernoulli"),
+    "poisson_rs": ModelClass("poisson_rs", "y ~ x + (x|g)", _SLOPE, _one_factor(), family="poisson"),
 }  # fmt: skip
 
 
@@ -147,9 +152,14 @@ def simulate(mc: ModelClass, rng: np.random.Generator) -> tuple[pd.DataFrame, di
         effects = (rng.normal(size=(codes.max() + 1, k)) @ chol.T) * sd
         Z = np.column_stack([np.ones_like(x) if t == "(Intercept)" else x for t in block.terms])
         mu = mu + np.sum(Z * effects[codes], axis=1)
-    sigma = abs(rng.normal(0.0, 1.0))
-    truth[names.SIGMA] = sigma
-    y = mu + sigma * rng.normal(size=lay.n_obs)
+    if mc.family == "bernoulli":  # mu is the linear predictor on the logit / log scale
+        y = rng.binomial(1, 1 / (1 + np.exp(-mu))).astype(float)
+    elif mc.family == "poisson":
+        y = rng.poisson(np.exp(np.minimum(mu, 20.0))).astype(float)
+    else:
+        sigma = abs(rng.normal(0.0, 1.0))
+        truth[names.SIGMA] = sigma
+        y = mu + sigma * rng.normal(size=lay.n_obs)
     df = pd.DataFrame({"y": y, "x": x, **lay.columns})
     return df, {p: float(truth[p]) for p in mc.parameters()}
 
@@ -208,7 +218,7 @@ def run_one(mc: ModelClass, seed: np.random.SeedSequence, *, draws: int, tune: i
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
-        fit = hb_fit(mc.formula, df, priors=mc.priors, draws=draws, tune=tune, chains=chains,
+        fit = hb_fit(mc.formula, df, family=mc.family, priors=mc.priors, draws=draws, tune=tune, chains=chains,
                      random_seed=int(fit_seed.generate_state(1)[0]), progressbar=False, method=mc.method)  # fmt: skip
     seconds = time.perf_counter() - start
     n_warn = sum(issubclass(w.category, SamplingWarning) for w in caught)

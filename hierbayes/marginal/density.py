@@ -12,8 +12,8 @@ functions), so no prior needs a hand-written gradient.
 
 ``pack_model``: Design + Priors -> ``PackedModel`` (the buffer of ``layout``, a starting
 point, the parameters' names). ``loglik_and_grad`` is what PyMC's Op (``graph``) calls;
-``logp_and_grad`` (through the C callbacks ``logp_cfunc``, ``expand_cfunc``) is what nutpie
-calls (``run``).
+``logp_and_grad`` and ``expand`` are what nutpie calls (through the C callbacks of
+``hierbayes.packed``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from .layout import (
 from .nested import nested_loglik, nested_q1_loglik_grad
 from .stats import integrated_blocks, nested_factors, nested_stats, sufficient_stats
 
-__all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "logp_cfunc", "expand_cfunc", "unpack",
-           "prior_logp", "prior_row"]
+__all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "expand", "unpack", "prior_logp",
+           "prior_row", "initial_point"]
 
 STEP = 1e-30  # complex step
 
@@ -245,45 +245,6 @@ def _nested_logp_and_grad(x, buf, grad):
 
 
 
-_LOGP_SIG = numba.types.int64(
-    numba.types.uint64, numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double), numba.types.voidptr,
-)  # fmt: skip
-_EXPAND_SIG = numba.types.int64(
-    numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double), numba.types.voidptr,
-)  # fmt: skip
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
-def logp_cfunc(dim, x_, out_, logp_, data_):
-    head = numba.carray(data_, (HEADER,), np.float64)
-    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
-    if dim != int(head[H_NDIM]):
-        return -1
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (dim,))
-    logp = numba.carray(logp_, (1,))
-    value = logp_and_grad(x, buf, out)
-    logp[0] = value
-    for i in range(dim):
-        if not np.isfinite(out[i]):
-            return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
-
-
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
-def expand_cfunc(dim, n_expanded, x_, out_, data_):
-    head = numba.carray(data_, (HEADER,), np.float64)
-    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
-    if dim != int(head[H_NDIM]) or n_expanded != int(head[H_NEXP]):
-        return -1
-    expand(numba.carray(x_, (dim,)), buf, numba.carray(out_, (n_expanded,)))
-    return 0
-
-
 # --- the model as data, and sampling it with nutpie --------------------------------------------
 
 
@@ -331,15 +292,19 @@ class PackedModel:
         return out[: self.p], out[self.p : self.p + q * q].reshape(q, q), float(out[-1])
 
     def initial_point(self, seed) -> np.ndarray:
-        """``start`` jittered; where the density or its gradient is not finite there (nutpie
-        cannot start from such a point), jittered again with half the spread, then ``start``."""
-        rng = np.random.default_rng(seed)
-        for k in range(8):
-            x = self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter / 2**k
-            value, grad = self.logp(x)
-            if np.isfinite(value) and np.all(np.isfinite(grad)):
-                return x
-        return self.start.copy()
+        return initial_point(self, seed)
+
+
+def initial_point(model, seed) -> np.ndarray:
+    """``model.start`` jittered; where the density or its gradient is not finite there (nutpie
+    cannot start from such a point), jittered again with half the spread, then ``start``."""
+    rng = np.random.default_rng(seed)
+    for k in range(8):
+        x = model.start + rng.uniform(-1, 1, model.n_dim) * model.jitter / 2**k
+        value, grad = model.logp(x)
+        if np.isfinite(value) and np.all(np.isfinite(grad)):
+            return x
+    return model.start.copy()
 
 
 def pack_model(design, priors) -> PackedModel:

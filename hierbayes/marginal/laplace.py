@@ -122,14 +122,16 @@ def _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _mode(buf, eta0, B, phi, lo, hi, u, A, work):
-    """Newton's method for group rows lo..hi from u = 0; leaves u at the mode and A = -Hessian
-    there (lower triangle, then its Cholesky factor); returns F at the mode."""
+def _mode(buf, eta0, B, phi, lo, hi, u, A, work, warm=False):
+    """Newton's method for group rows lo..hi from u = 0 (or from u itself, ``warm``); leaves u
+    at the mode and A = -Hessian there (lower triangle, then its Cholesky factor); returns F
+    at the mode."""
     q = u.shape[0]
     grad, step, u_prev, row = work[0], work[1], work[2], work[4]
     for a in range(q):
-        u[a] = 0.0
-        u_prev[a] = 0.0
+        if not warm:
+            u[a] = 0.0
+        u_prev[a] = u[a]
         step[a] = 0.0
     F_old = -np.inf
     for _ in range(100):
@@ -256,24 +258,27 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
 
 @numba.njit(cache=True, error_model="numpy")
 def draw_laplace(b, lam, theta, buf, normals, out):
-    """Group effects r_j = Lambda (u_j + R_j'^{-1} e_j), A_j = R_j R_j', for one draw of
-    (b, Lambda, theta): ``normals`` (J, q) standard normal, ``out`` (J, q)."""
-    q, n_theta = int(buf[H_Q]), int(buf[H_NTHETA])
+    """Group effects r_j = Lambda (u_j + R_j'^{-1} e_j), A_j = R_j R_j', for each draw s of
+    (b, Lambda, theta): ``b`` (S, p), ``lam`` (S, q, q), ``theta`` (S, >= 1), ``normals`` and
+    ``out`` (S, J, q). Each group's Newton search starts from its mode at the draw before."""
+    q, n_theta, n = int(buf[H_Q]), int(buf[H_NTHETA]), int(buf[H_ROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
-    phi = theta[0] if n_theta > 0 else 0.0
     work = np.zeros((5, max(q, 7)))
-    u, A, x = np.zeros(q), np.zeros((q, q)), np.zeros(q)
-    eta0, B = np.empty(int(buf[H_ROWS])), np.empty((int(buf[H_ROWS]), q))
-    _prepare(buf, b, lam, eta0, B)
-    for j in range(J):
-        _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work)
-        for a in range(q - 1, -1, -1):  # x = R'^{-1} e
-            s = normals[j, a]
-            for m in range(a + 1, q):
-                s -= A[m, a] * x[m]
-            x[a] = s / A[a, a]
-        for a in range(q):
-            acc = 0.0
-            for k in range(a + 1):
-                acc += lam[a, k] * (u[k] + x[k])
-            out[j, a] = acc
+    modes, A, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros(q)
+    eta0, B = np.empty(n), np.empty((n, q))
+    for s in range(b.shape[0]):
+        phi = theta[s, 0] if n_theta > 0 else 0.0
+        _prepare(buf, b[s], lam[s], eta0, B)
+        for j in range(J):
+            u = modes[j]
+            _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work, s > 0)
+            for a in range(q - 1, -1, -1):  # x = R'^{-1} e
+                acc = normals[s, j, a]
+                for m in range(a + 1, q):
+                    acc -= A[m, a] * x[m]
+                x[a] = acc / A[a, a]
+            for a in range(q):
+                acc = 0.0
+                for k in range(a + 1):
+                    acc += lam[s, a, k] * (u[k] + x[k])
+                out[s, j, a] = acc

@@ -8,25 +8,23 @@ with the same names and dims as the PyMC model's.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import xarray as xr
 
 from .. import names
-from .density import PackedModel, expand_cfunc, logp_cfunc
+from ..packed import run_packed
+from .density import PackedModel
 from .kernels import draw_effects
 
-__all__ = ["run_nutpie", "run_packed", "block_posterior", "warm_up"]
+__all__ = ["run_nutpie", "block_posterior", "warm_up"]
 
 
 def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target_accept, nuts: dict, progressbar=False):
     """NUTS by nutpie on the packed model (see the module docstring)."""
     p, q = packed.p, packed.q
     shapes = {"b": (p,), "Lambda": (q, q), "sigma": ()}
-    tree, raw, chain_draw, elapsed = run_packed(logp_cfunc, expand_cfunc, packed, shapes, draws=draws, tune=tune,
-                                                chains=chains, seed=seed, target_accept=target_accept, nuts=nuts,
-                                                progressbar=progressbar)  # fmt: skip
+    tree, raw, chain_draw, elapsed = run_packed(packed, shapes, draws=draws, tune=tune, chains=chains, seed=seed,
+                                                target_accept=target_accept, nuts=nuts, progressbar=progressbar)  # fmt: skip
     post = {names.FIXED: xr.DataArray(raw["b"].transpose("chain", "draw", ...).values,
                                       dims=("chain", "draw", names.TERM),
                                       coords={**chain_draw, names.TERM: list(design.fixed_terms)})}  # fmt: skip
@@ -36,33 +34,6 @@ def run_nutpie(design, packed: PackedModel, *, draws, tune, chains, seed, target
     attrs = {"sampling_time": elapsed, "tuning_steps": tune, "log_density": "hierbayes.marginal"}
     tree["posterior"] = xr.DataTree(xr.Dataset(post, attrs=attrs))
     return tree
-
-
-def run_packed(logp, expand, packed, shapes: dict, *, draws, tune, chains, seed, target_accept, nuts: dict,
-               progressbar=False):  # fmt: skip
-    """nutpie on a packed model through its C callbacks ``logp`` and ``expand``, whose expanded
-    draws are the arrays ``shapes`` names, in order: (DataTree, its posterior Dataset, the
-    chain and draw coordinates, seconds sampling)."""
-    import nutpie  # optional: hb.fit checks it is installed before coming here
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    slices, at = [], 0
-    for shape in shapes.values():
-        size = int(np.prod(shape))
-        slices.append(slice(at, at + size))
-        at += size
-    compiled = CompiledPyMCModel(
-        compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=packed.initial_point,
-        shared_data={}, shared_var_keys={}, user_data=packed.buffer, n_expanded=packed.n_expanded,
-        shape_info=(list(shapes), slices, list(shapes.values())), logp_func=None, expand_func=None,
-        _n_dim=packed.n_dim, _shapes=dict(shapes), _coords={}, dims={}, reparameterized_names=[],
-    )  # fmt: skip
-    started = time.time()
-    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progressbar,
-                         target_accept=target_accept, save_warmup=False, **nuts)  # fmt: skip
-    elapsed = time.time() - started
-    raw = tree.posterior.dataset
-    return tree, raw, {"chain": raw["chain"].values, "draw": raw["draw"].values}, elapsed
 
 
 def block_posterior(lam: np.ndarray, blocks, chain_draw: dict) -> dict[str, xr.DataArray]:

@@ -22,7 +22,8 @@ and d/dLambda += Lambda^{-T} w_j w_j' - diag(1 / Lambda_ii) with w_j = Lambda^{-
 (centred). The map from the small parameters to (b,
 Lambda, theta) and their priors is differentiated by complex step, as in the marginal model.
 
-``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``.
+``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``; nutpie calls
+``logp_and_grad`` and ``expand`` through the C callbacks of ``hierbayes.packed``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numba
 import numpy as np
 
 from .. import names
-from ..marginal.density import STEP, prior_row, unpack
+from ..marginal.density import STEP, initial_point, prior_row, unpack
 from ..marginal.laplace import laplace_loglik
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
@@ -43,7 +44,7 @@ from ..marginal.layout import (
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
 
-__all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "logp_cfunc", "expand_cfunc", "effects_from_x"]
+__all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "expand", "effects_from_x"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -219,45 +220,6 @@ def expand(x, buf, out):
         out[p + q * q + n_theta :] = r
 
 
-_LOGP_SIG = numba.types.int64(
-    numba.types.uint64, numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double), numba.types.voidptr,
-)  # fmt: skip
-_EXPAND_SIG = numba.types.int64(
-    numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double), numba.types.voidptr,
-)  # fmt: skip
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
-def logp_cfunc(dim, x_, out_, logp_, data_):
-    head = numba.carray(data_, (HEADER,), np.float64)
-    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
-    if dim != int(head[H_NDIM]):
-        return -1
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (dim,))
-    logp = numba.carray(logp_, (1,))
-    value = logp_and_grad(x, buf, out)
-    logp[0] = value
-    for i in range(dim):
-        if not np.isfinite(out[i]):
-            return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
-
-
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
-def expand_cfunc(dim, n_expanded, x_, out_, data_):
-    head = numba.carray(data_, (HEADER,), np.float64)
-    buf = numba.carray(data_, (int(head[H_LEN]),), np.float64)
-    if dim != int(head[H_NDIM]) or n_expanded != int(head[H_NEXP]):
-        return -1
-    expand(numba.carray(x_, (dim,)), buf, numba.carray(out_, (n_expanded,)))
-    return 0
-
-
 @dataclass(frozen=True)
 class SampledModel:
     """The packed buffer nutpie's callbacks read, and how to read the draws back."""
@@ -299,15 +261,7 @@ class SampledModel:
                 **{name: out[p + q * q + k] for k, name in enumerate(self.theta_names)}, "r": out[p + q * q + t :]}  # fmt: skip
 
     def initial_point(self, seed) -> np.ndarray:
-        """``start`` jittered; where the density or its gradient is not finite there, jittered
-        again with half the spread, then ``start``."""
-        rng = np.random.default_rng(seed)
-        for k in range(8):
-            x = self.start + rng.uniform(-1, 1, self.n_dim) * self.jitter / 2**k
-            value, grad = self.logp(x)
-            if np.isfinite(value) and np.all(np.isfinite(grad)):
-                return x
-        return self.start.copy()
+        return initial_point(self, seed)
 
 
 def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) -> SampledModel:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import xarray as xr
 
 from .. import names
-from ..marginal.run import block_posterior, run_packed
+from ..marginal.run import block_posterior
+from ..packed import run_packed
 from ..marginal.laplace import draw_laplace
-from .density import SampledModel, expand_cfunc, logp_cfunc, pack_sampled
+from .density import SampledModel, pack_sampled
 
 __all__ = ["run_sampled", "warm_up"]
 
@@ -26,9 +27,8 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
     shapes = {"b": (p,), "Lambda": (q, q), **{name: () for name in packed.theta_names}}
     for block in () if packed.laplace else packed.blocks:
         shapes[names.effects(block)] = (len(design.factors[block.group].levels), block.size)
-    tree, raw, chain_draw, elapsed = run_packed(logp_cfunc, expand_cfunc, packed, shapes, draws=draws, tune=tune,
-                                                chains=chains, seed=seed, target_accept=target_accept, nuts=nuts,
-                                                progressbar=progressbar)  # fmt: skip
+    tree, raw, chain_draw, elapsed = run_packed(packed, shapes, draws=draws, tune=tune, chains=chains, seed=seed,
+                                                target_accept=target_accept, nuts=nuts, progressbar=progressbar)  # fmt: skip
 
     def values(name):
         return raw[name].transpose("chain", "draw", ...).values
@@ -66,4 +66,5 @@ def warm_up() -> None:
         model = pack_sampled(design, make_priors(design), {"g": "noncentered"}, laplace=laplace)
         model.logp(model.initial_point(0))
         values = model.natural(model.start)
-    draw_laplace(values["b"], values["Lambda"], np.zeros(1), model.buffer, np.zeros((3, 2)), np.empty((3, 2)))
+    draw_laplace(values["b"][None], values["Lambda"][None], np.zeros((1, 1)), model.buffer, np.zeros((1, 3, 2)),
+                 np.empty((1, 3, 2)))  # fmt: skip
