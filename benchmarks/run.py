@@ -333,7 +333,8 @@ def main(which):
     elif which == "glmm":
         rows = glmm()
     elif which == "laplace-bias":
-        print(pd.DataFrame(laplace_bias()).to_markdown(index=False, floatfmt=".3g"))
+        table = pd.DataFrame(laplace_bias())
+        print(table.to_markdown(index=False, floatfmt=".3g") if _has_tabulate() else table.to_string(index=False))
         return
     else:
         raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested, glmm, "
