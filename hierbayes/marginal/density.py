@@ -27,10 +27,10 @@ import numpy as np
 from .. import names
 from .kernels import loglik_grad
 from .layout import (
-    H_HASINT, H_INTCOL, H_J, H_LEN, H_N, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q, H_Q1,
+    H_HASINT, H_INTCOL, H_J, H_N, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q, H_Q1,
     H_YTY,
     HEADER, OFF_BLOCKS, OFF_MEANS, OFF_N_C, OFF_OUTER_OF, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTX, OFF_UTY,
-    OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS,
+    OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS, assemble,
 )  # fmt: skip
 from .nested import nested_loglik, nested_q1_loglik_grad
 from .stats import integrated_blocks, nested_factors, nested_stats, sufficient_stats
@@ -364,15 +364,7 @@ def pack_model(design, priors) -> PackedModel:
         header[[H_NESTED, H_Q1, H_NOUTER]] = [1, s.Zty.shape[1], len(ns.n_s)]
         sections.update({OFF_OUTER_OF: ns.outer_of, OFF_N_C: s.n_j, OFF_ZTU: ns.ZtU, OFF_UTU: ns.UtU,
                          OFF_UTX: ns.UtX, OFF_UTY: ns.Uty})  # fmt: skip
-    parts, offset = [header], HEADER
-    for slot in SECTIONS:
-        part = np.asarray(sections.get(slot, ()), dtype=float).ravel()
-        header[slot] = offset
-        offset += len(part)
-        parts.append(part)
-    header[H_LEN] = offset
-    buffer = np.ascontiguousarray(np.concatenate(parts))
-    buffer.flags.writeable = False
+    buffer = assemble(header, sections, SECTIONS)
     start_x, jitter = _start(design, blocks, slopes, int_col, means, len(ordered))
     return PackedModel(buffer, tuple(ordered), start_x, jitter, p, q, tuple(blocks),
                        priors_packed=all(row[0] >= 0 for row in prior_rows))  # fmt: skip

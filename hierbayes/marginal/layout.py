@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-__all__ = ["HEADER", "PRIOR_CODES"]
+import numpy as np
+
+__all__ = ["HEADER", "PRIOR_CODES", "assemble"]
 
 PRIOR_CODES = {
     "Normal": 0, "StudentT": 1, "Cauchy": 2, "Laplace": 3, "HalfNormal": 4, "HalfStudentT": 5,
@@ -51,6 +53,21 @@ SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
                     OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS)  # fmt: skip
+
+
+def assemble(header, sections: dict, order) -> np.ndarray:
+    """The read-only buffer: ``header`` (filled in here with each section's offset and the
+    length), then the sections in ``order`` (a missing one is empty), flattened to float64."""
+    parts, offset = [header], HEADER
+    for slot in order:
+        part = np.asarray(sections.get(slot, ()), dtype=float).ravel()
+        header[slot] = offset
+        offset += len(part)
+        parts.append(part)
+    header[H_LEN] = offset
+    buffer = np.ascontiguousarray(np.concatenate(parts))
+    buffer.flags.writeable = False
+    return buffer
 
 
 def _forget_stale_kernels() -> None:

@@ -37,10 +37,10 @@ from .. import names
 from ..marginal.density import STEP, initial_point, prior_row, unpack
 from ..marginal.laplace import laplace_loglik
 from ..marginal.layout import (
-    H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LEN, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
+    H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
     OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
-    SAMPLED_SECTIONS,
+    SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
 
@@ -343,15 +343,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
         OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
     }  # fmt: skip
-    parts, offset = [header], HEADER
-    for slot in SAMPLED_SECTIONS:
-        part = np.asarray(sections[slot], dtype=float).ravel()
-        header[slot] = offset
-        offset += len(part)
-        parts.append(part)
-    header[H_LEN] = offset
-    buffer = np.ascontiguousarray(np.concatenate(parts))
-    buffer.flags.writeable = False
+    buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
                         tuple(blocks), family.param_names, all(row[0] >= 0 for row in prior_rows), laplace)  # fmt: skip
 
