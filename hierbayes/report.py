@@ -163,6 +163,9 @@ def _model_line(fit, where) -> str:
     how = f"NUTS via {fit.sampler}"
     if fit.method == "marginal":
         how += f"; the group effects of {', '.join(fit.integrated)} integrated out and drawn exactly afterwards"
+    elif fit.method == "laplace":
+        how += (f"; the group effects of {', '.join(fit.integrated)} integrated out by a Laplace approximation "
+                "and drawn from it afterwards")
     text = f"Family: {fit.design.family.label}. Fit: {how}."
     if where:
         text += f" ICC, variance shares and Nakagawa's R² are {where}."

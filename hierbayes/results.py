@@ -289,7 +289,9 @@ class FitResult:
         lines = [
             f"{d.family.summary_title}, NUTS via {self.sampler}"
             + (f", group effects of {self._integrated()} integrated out (drawn exactly afterwards)"
-               if self.method == "marginal" else ""),
+               if self.method == "marginal" else "")
+            + (f", group effects of {self._integrated()} integrated out by a Laplace approximation (drawn from it "
+               "afterwards)" if self.method == "laplace" else ""),
             f"Formula: {d.spec.formula}",
             f"   Data: {d.n_obs} observations" + (f"; {d.dropped_text()}" if d.n_dropped else ""),
             f" Draws: {n_chains} chains x {n_draws} (after warm-up); intervals are {pct} equal-tailed"

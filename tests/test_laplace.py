@@ -75,6 +75,7 @@ def test_cbpp_agrees_with_the_exact_path():
     exact = hb.fit(formula, cbpp, random_seed=1, progressbar=False)
     laplace = hb.fit(formula, cbpp, random_seed=1, progressbar=False, method="laplace")
     assert laplace.method == "laplace" and laplace.diagnostics.ok
+    assert "'herd' integrated out by a Laplace approximation" in laplace.summary().splitlines()[0]
     a, b = exact.fixef(), laplace.fixef()
     assert np.all(np.abs(a["mean"] - b["mean"]) < 0.15 * a["sd"])
     sd_exact, sd_laplace = exact.varcorr()["mean"].iloc[0], laplace.varcorr()["mean"].iloc[0]
