@@ -92,6 +92,8 @@ def test_method_choice():
     with pytest.raises(ValueError, match="does not apply: the model has no group-level effects"):
         choose_method(hb.make_design("y ~ x", data), "marginal")
     with pytest.raises(ValueError, match="method must be one of"):
+        choose_method(hb.make_design("y ~ x + (1 | g)", data), "pql")
+    with pytest.raises(ValueError, match="method='laplace' serves .* not the Gaussian"):
         choose_method(hb.make_design("y ~ x + (1 | g)", data), "laplace")
 
 
