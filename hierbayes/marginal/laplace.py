@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from ..sampled.likelihood import digamma
+from .kernels import chol_solve, cholesky
 from .layout import (
     H_FAMILY, H_NTHETA, H_P, H_Q, H_ROWS, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
 )  # fmt: skip
@@ -122,66 +123,41 @@ def _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _mode(buf, eta0, B, phi, lo, hi, u, A, work, warm=False):
+def _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, warm=False):
     """Newton's method for group rows lo..hi from u = 0 (or from u itself, ``warm``); leaves u
-    at the mode and A = -Hessian there (lower triangle, then its Cholesky factor); returns F
-    at the mode."""
+    at the mode, A = -Hessian there (lower triangle) and R its Cholesky factor; returns F and
+    log|A| at the mode."""
     q = u.shape[0]
-    grad, step, u_prev, row = work[0], work[1], work[2], work[4]
+    grad, u_prev, row = work[0], work[2], work[4]
+    step = np.zeros((q, 1))
     for a in range(q):
         if not warm:
             u[a] = 0.0
         u_prev[a] = u[a]
-        step[a] = 0.0
     F_old = -np.inf
     for _ in range(100):
         F = _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row)
         if not F >= F_old - 1e-12 * abs(F_old):  # the step went too far (or F is nan): halve it
             for a in range(q):
-                step[a] *= 0.5
-                u[a] = u_prev[a] + step[a]
-            if np.max(np.abs(step[:q])) < 1e-12:
+                step[a, 0] *= 0.5
+                u[a] = u_prev[a] + step[a, 0]
+            if np.max(np.abs(step)) < 1e-12:
                 break
             continue
         F_old = F
-        _cholesky(A, q)
-        _solve(A, grad, step, q)
-        if np.max(np.abs(step[:q])) < 1e-8:  # the value is then off by ~1e-16, the gradient by ~1e-8
-            return F
+        log_det = cholesky(A, R)
+        for a in range(q):
+            step[a, 0] = grad[a]
+        chol_solve(R, step)
+        if np.max(np.abs(step)) < 1e-8:  # the value is then off by ~1e-16, the gradient by ~1e-8
+            return F, log_det
         for a in range(q):
             u_prev[a] = u[a]
-            u[a] += step[a]
+            u[a] += step[a, 0]
     for a in range(q):  # no clean convergence: back to the best point, A factored there
         u[a] = u_prev[a]
     F = _rows(buf, eta0, B, phi, lo, hi, u, grad, A, row)
-    _cholesky(A, q)
-    return F
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _cholesky(A, q):
-    """A's lower triangle replaced by its Cholesky factor, in place."""
-    for a in range(q):
-        for k in range(a + 1):
-            s = A[a, k]
-            for m in range(k):
-                s -= A[a, m] * A[k, m]
-            A[a, k] = math.sqrt(s) if a == k else s / A[k, k]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _solve(R, rhs, out, q):
-    """out = (R R')^{-1} rhs with R lower triangular."""
-    for a in range(q):
-        s = rhs[a]
-        for m in range(a):
-            s -= R[a, m] * out[m]
-        out[a] = s / R[a, a]
-    for a in range(q - 1, -1, -1):
-        s = out[a]
-        for m in range(a + 1, q):
-            s -= R[m, a] * out[m]
-        out[a] = s / R[a, a]
+    return F, cholesky(A, R)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -194,23 +170,17 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     phi = theta[0] if n_theta > 0 else 0.0
     work = np.zeros((5, max(q, 7)))
-    u, A, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q))
-    dlog, v, cb, e_col = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
+    u, A, R, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q)), np.empty((q, q))
+    dlog, v, cb = np.zeros(q), np.zeros(q), np.zeros(q)
     row = work[4]
     eta0, B = np.empty(int(buf[H_ROWS])), np.empty((int(buf[H_ROWS]), q))
     _prepare(buf, b, lam, eta0, B)
     total = _free_part(buf, phi, g_theta) if n_theta > 0 else 0.0
     for j in range(J):
         lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
-        F = _mode(buf, eta0, B, phi, lo, hi, u, A, work)
-        log_det = 0.0
-        for a in range(q):
-            log_det += 2.0 * math.log(A[a, a])
-            for k in range(q):
-                e_col[k] = 1.0 if k == a else 0.0
-            _solve(A, e_col, cb, q)
-            for k in range(q):
-                C[k, a] = cb[k]
+        F, log_det = _mode(buf, eta0, B, phi, lo, hi, u, A, R, work)
+        C[:, :] = np.eye(q)
+        chol_solve(R, C)  # C = A^{-1}
         total += F - 0.5 * log_det
         for a in range(q):
             dlog[a] = 0.0
@@ -264,19 +234,19 @@ def draw_laplace(b, lam, theta, buf, normals, out):
     q, n_theta, n = int(buf[H_Q]), int(buf[H_NTHETA]), int(buf[H_ROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     work = np.zeros((5, max(q, 7)))
-    modes, A, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros(q)
+    modes, A, R, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros(q)
     eta0, B = np.empty(n), np.empty((n, q))
     for s in range(b.shape[0]):
         phi = theta[s, 0] if n_theta > 0 else 0.0
         _prepare(buf, b[s], lam[s], eta0, B)
         for j in range(J):
             u = modes[j]
-            _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, work, s > 0)
+            _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, R, work, s > 0)
             for a in range(q - 1, -1, -1):  # x = R'^{-1} e
                 acc = normals[s, j, a]
                 for m in range(a + 1, q):
-                    acc -= A[m, a] * x[m]
-                x[a] = acc / A[a, a]
+                    acc -= R[m, a] * x[m]
+                x[a] = acc / R[a, a]
             for a in range(q):
                 acc = 0.0
                 for k in range(a + 1):
