@@ -38,7 +38,7 @@ from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
 from .marginal.laplace import LAPLACE_FAMILIES
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
 from .priors import Prior, Priors, make_priors
-from .sampled.density import SampledModel, pack_sampled
+from .sampled.density import SampledModel, pack_sampled, priors_packable
 
 __all__ = ["Model", "make_model", "build_model", "choose_method", "choose_parameterization", "information_ratio"]
 
@@ -96,10 +96,8 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     if method == "marginal" and not sampled:
         packed = pack_model(design, priors)
     if method in ("full", "laplace"):  # correlated blocks can be centred where nutpie runs the packed model
-        packed = pack_sampled(design, priors, {}, laplace=method == "laplace")
-        chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=packed.priors_packed)
-        if "centered" in chosen.values():
-            packed = pack_sampled(design, priors, chosen)
+        chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=priors_packable(priors))
+        packed = pack_sampled(design, priors, chosen, laplace=method == "laplace")
     else:
         chosen = choose_parameterization(design, parameterization, sampled)
     return Model(design, priors, method, integrated, chosen, packed)

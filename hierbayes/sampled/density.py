@@ -44,7 +44,7 @@ from ..marginal.layout import (
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
 
-__all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "expand", "effects_from_x"]
+__all__ = ["SampledModel", "pack_sampled", "priors_packable", "logp_and_grad", "expand", "effects_from_x"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -264,6 +264,11 @@ class SampledModel:
         return initial_point(self, seed)
 
 
+def priors_packable(priors) -> bool:
+    """Whether the kernels evaluate every prior of ``priors`` (the LKJ ones always)."""
+    return all(prior_row(e.prior)[0] >= 0 for e in priors.entries if e.cls != "cor")
+
+
 def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) -> SampledModel:
     """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
     float64 buffer (``marginal.layout``'s header, the sampled model's sections). ``laplace``:
@@ -345,7 +350,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
     }  # fmt: skip
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
-                        tuple(blocks), family.param_names, all(row[0] >= 0 for row in prior_rows), laplace)  # fmt: skip
+                        tuple(blocks), family.param_names, priors_packable(priors), laplace)  # fmt: skip
 
 
 def _theta_start(name: str, design) -> float:
