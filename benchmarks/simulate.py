@@ -64,3 +64,24 @@ def simulate_bernoulli(n_rows: int = 20_000, n_groups: int = 200, seed: int = 1)
     eta = -0.5 + 0.7 * x + u[g, 0] + u[g, 1] * x
     y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{j}" for j in g]}), "y ~ x + (x | g)"
+
+
+def simulate_crossed_maximal(n_subjects: int = 60, n_items: int = 40, seed: int = 1):
+    """The "maximal" crossed design of psycholinguistics: every subject sees every item once,
+    in one of two conditions (cond = -0.5 / +0.5, counterbalanced over subjects and items).
+    Subject intercept and effect SDs 0.5 and 0.3 (correlation 0.3), item SDs 0.3 and 0.2
+    (correlation -0.2), residual SD 0.5; fixed effects 6 and 0.3 (a log reaction time)."""
+    rng = np.random.default_rng(seed)
+    subject = np.repeat(np.arange(n_subjects), n_items)
+    item = np.tile(np.arange(n_items), n_subjects)
+    cond = np.where((subject + item) % 2 == 0, -0.5, 0.5)
+
+    def effects(n, sd, rho):
+        cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+        return rng.multivariate_normal([0, 0], cov, size=n)
+
+    s, i = effects(n_subjects, (0.5, 0.3), 0.3), effects(n_items, (0.3, 0.2), -0.2)
+    rt = 6 + 0.3 * cond + s[subject, 0] + s[subject, 1] * cond + i[item, 0] + i[item, 1] * cond
+    rt = rt + rng.normal(0, 0.5, len(rt))
+    data = pd.DataFrame({"rt": rt, "cond": cond, "subject": [f"s{k}" for k in subject], "item": [f"i{k}" for k in item]})
+    return data, "rt ~ cond + (cond | subject) + (cond | item)"

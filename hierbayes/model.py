@@ -4,8 +4,9 @@
 integrated out, see ``hierbayes.marginal``; ``full``: all sampled), which factors are
 integrated out, and how sampled group effects are parameterised; it packs the model as data
 for the numba kernels: the sufficient statistics where group effects are integrated out (one
-grouping factor, or two nested ones; ``hierbayes.marginal``), or the rows where every effect is
-sampled (any family and blocks; ``hierbayes.sampled``). The ``Model`` it returns builds its
+grouping factor, or two nested ones; ``hierbayes.marginal``), or the rows where effects are
+sampled (any family and blocks; ``hierbayes.sampled``; with crossed factors of a Gaussian
+model, the largest factor's effects integrated out there and the others' sampled). The ``Model`` it returns builds its
 ``pymc.Model`` on first use: the default sampler runs the packed model directly and never
 needs one.
 
@@ -93,13 +94,14 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     if method == "laplace":
         integrated, sampled = (design.blocks[0].group,), ()
     packed = None
+    # correlated blocks can be centred where nutpie runs the packed model
+    chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=priors_packable(priors))
     if method == "marginal" and not sampled:
         packed = pack_model(design, priors)
-    if method in ("full", "laplace"):  # correlated blocks can be centred where nutpie runs the packed model
-        chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=priors_packable(priors))
+    elif method in ("full", "laplace"):
         packed = pack_sampled(design, priors, chosen, laplace=method == "laplace")
-    else:
-        chosen = choose_parameterization(design, parameterization, sampled)
+    elif priors_packable(priors):  # crossed factors: the largest integrated out, the others sampled
+        packed = pack_sampled(design, priors, chosen, integrated=tuple(integrated_blocks(design)))
     return Model(design, priors, method, integrated, chosen, packed)
 
 

@@ -1,21 +1,21 @@
 """Stage 5: Model -> Sampled: NUTS (nutpie or PyMC's own), the posterior completed, diagnosed.
 
-``sample_model`` runs nutpie directly on the packed model where it applies (integrated out:
-one grouping factor or two nested ones; sampled: every model; both only when every prior is
-one the numba kernels evaluate), else NUTS on the PyMC model (nutpie compiles it, or PyMC's own sampler runs it). Either way the same factors are
-integrated out (the model decides), and the posterior is then completed: exact draws of the
-integrated factors' effects and the per-group log-likelihood (``marginal.draws``). Divergences,
+``sample_model`` runs nutpie directly on the packed model (``hierbayes.marginal``: one
+grouping factor or two nested ones integrated out; ``hierbayes.sampled``: every other model,
+crossed factors with the largest integrated out) when every prior is one the numba kernels
+evaluate and no other sampler option is given; else NUTS on the PyMC model (nutpie compiles
+it, or PyMC's own sampler runs it). Either way the same factors are integrated out (the model
+decides), and the posterior is then completed: exact draws of the integrated factors'
+effects and the per-group log-likelihood (``marginal.draws``). Divergences,
 R-hat and ESS become warnings that say what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import arviz as az
@@ -32,7 +32,7 @@ from .sampled.density import SampledModel
 from .sampled.run import run_sampled
 
 __all__ = ["sample", "sample_model", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
-           "available_sampler", "model_fingerprint", "pymc_quiet"]  # fmt: skip
+           "available_sampler", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -125,28 +125,18 @@ def sample(
     sampler: str = "auto",
     target_accept: float = 0.9,
     progressbar: bool = True,
-    cache_key: str | None = None,
     **kwargs,
 ):
-    """Run NUTS on ``model``; returns the ArviZ DataTree. The same seed gives the same draws.
-
-    ``cache_key`` (see ``model_fingerprint``) lets nutpie reuse the compiled model of an
-    identical earlier model in this process: a refit then skips the compile step.
-    """
+    """Run NUTS on ``model``; returns the ArviZ DataTree. The same seed gives the same draws."""
     _check_settings(draws, tune, chains, target_accept)
     nuts_sampler = available_sampler(sampler)
     if nuts_sampler == "nutpie":
         kwargs["nuts"] = _nutpie_options(kwargs.pop("nuts", None), _n_parameters(model))
-    if nuts_sampler == "nutpie" and cache_key in _COMPILED and set(kwargs) == {"nuts"}:
-        fast = _sample_compiled(model, cache_key, draws, tune, chains, random_seed, target_accept, kwargs["nuts"])
-        if fast is not None:
-            return fast
-    cache = _compile_cache(cache_key if nuts_sampler == "nutpie" else None)
     # PyTensor compiles for numba with fastmath on: LLVM may then reorder arithmetic, so code
     # compiled in this process and the same code loaded from PyTensor's disk cache round
     # differently, and the same seed gave other draws depending on what the cache held.
     exact = pytensor.config.change_flags(numba__fastmath=False)
-    with model, pymc_quiet(), sampler_errors(nuts_sampler), cache, exact:
+    with model, pymc_quiet(), sampler_errors(nuts_sampler), exact:
         return pm.sample(
             draws=draws,
             tune=tune,
@@ -184,13 +174,9 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
     if sampler == "nutpie" and packed is not None and packed.priors_packed and set(kwargs) <= {"nuts"}:
         idata = _sample_packed(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                                target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))  # fmt: skip
-    else:  # nutpie reuses the compiled model of an identical earlier fit in this process
-        d = model.design
-        key = model_fingerprint(d.spec, d.y, d.X, [(b.name, b.Z, b.correlated) for b in d.blocks],
-                                [(f.levels, f.codes) for f in d.factors.values()], model.priors.table().to_csv(),
-                                model.method, model.parameterization, d.family.name, d.family.link, d.trials)  # fmt: skip
+    else:  # the PyMC model: PyMC's own sampler, or nutpie compiling it (other sampler options)
         idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
-                       progressbar=progressbar, target_accept=target_accept, cache_key=key, **kwargs)  # fmt: skip
+                       progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip
     seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
     if model.method == "laplace":  # approximate draws of the effects; the log-likelihood is per row
         for name, values in draw_laplace_effects(model.design, idata.posterior.dataset, packed, seed).items():
@@ -247,87 +233,6 @@ def _nutpie_options(options: dict | None, n_parameters: int) -> dict:
 def _n_parameters(model) -> int:
     """How many numbers NUTS samples (the size of the unconstrained space)."""
     return int(sum(np.size(v) for v in model.initial_point().values()))
-
-
-# nutpie's compiled models by model fingerprint, most recent last (a few; each holds numba code)
-_COMPILED: OrderedDict[str, object] = OrderedDict()
-CACHE_SIZE = 8
-cache_stats = {"hits": 0, "misses": 0}
-
-
-def model_fingerprint(*parts) -> str:
-    """A key for a model: hashes the arrays (data) and the text of everything else."""
-    digest = hashlib.sha256()
-
-    def add(part):
-        if isinstance(part, np.ndarray):
-            digest.update(str((part.shape, part.dtype)).encode())
-            digest.update(np.ascontiguousarray(part).tobytes())
-        elif isinstance(part, (list, tuple)):
-            digest.update(f"<{type(part).__name__} {len(part)}>".encode())
-            for p in part:
-                add(p)
-        else:
-            digest.update(repr(part).encode())
-
-    add(parts)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _compile_cache(key: str | None):
-    """While PyMC runs nutpie, serve ``nutpie.compile_pymc_model`` from the cache for ``key``.
-
-    PyMC's own nutpie path (seeds, progress, the returned DataTree) is kept as it is; only
-    the compile step, which costs seconds, is skipped when the same model was compiled.
-    """
-    if key is None:
-        yield
-        return
-    import nutpie
-
-    original = nutpie.compile_pymc_model
-
-    def compile_once(model, **kw):
-        if key in _COMPILED:
-            cache_stats["hits"] += 1
-            _COMPILED.move_to_end(key)
-            return _COMPILED[key]
-        cache_stats["misses"] += 1
-        compiled = original(model, **kw)
-        _COMPILED[key] = compiled
-        while len(_COMPILED) > CACHE_SIZE:
-            _COMPILED.popitem(last=False)
-        return compiled
-
-    nutpie.compile_pymc_model = compile_once
-    try:
-        yield
-    finally:
-        nutpie.compile_pymc_model = original
-
-
-def _sample_compiled(model, key, draws, tune, chains, random_seed, target_accept, nuts):
-    """A refit of an identical model: nutpie on the cached compiled model, as PyMC would run it
-    (same seed derivation, same DataTree fix-ups), without PyMC's step-method set-up (about
-    1.4 s of gradient graph building on London). None if PyMC's internals moved."""
-    try:
-        import nutpie
-        from pymc.backends.arviz import patch_nutpie_idata
-        from pymc.util import get_random_generator
-    except ImportError:
-        return None
-    import time
-
-    cache_stats["hits"] += 1
-    _COMPILED.move_to_end(key)
-    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    start = time.time()
-    with sampler_errors("nutpie"):
-        idata = nutpie.sample(_COMPILED[key], draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=False,
-                              target_accept=target_accept, **nuts)  # fmt: skip
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    return idata
 
 
 def diagnose(idata, var_names: list[str]) -> Diagnostics:

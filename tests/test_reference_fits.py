@@ -144,25 +144,6 @@ def test_same_seed_same_draws(sleepstudy):
     assert not np.array_equal(a.posterior["b"].values, c.posterior["b"].values)
 
 
-def test_refit_reuses_the_compiled_model_and_its_draws(sleepstudy):
-    """Models built by PyMC (here a crossed one: subjects integrated out, days sampled) are
-    compiled once per process: an identical refit reuses the compiled model and gives the
-    same draws; another prior compiles afresh."""
-    data = sleepstudy.assign(day=sleepstudy["Days"].astype(str))
-    formula = "Reaction ~ Days + (1 | Subject) + (1 | day)"
-    kw = dict(draws=50, tune=50, chains=2, random_seed=7, progressbar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", hb.SamplingWarning)
-        a = hb.fit(formula, data, **kw)
-        hits = hb.sampling.cache_stats["hits"]
-        b = hb.fit(formula, data, **kw)
-        assert hb.sampling.cache_stats["hits"] == hits + 1
-        np.testing.assert_array_equal(a.posterior["r_day"].values, b.posterior["r_day"].values)
-        misses = hb.sampling.cache_stats["misses"]
-        hb.fit(formula, data, priors={"sigma": "HalfNormal(50)"}, **kw)
-    assert hb.sampling.cache_stats["misses"] == misses + 1
-
-
 def test_short_run_warns_with_advice(sleepstudy):
     with pytest.warns(hb.SamplingWarning, match="effective sample size .* Draw more"):
         hb.fit("Reaction ~ Days + (Days | Subject)", sleepstudy, draws=30, tune=30, chains=2,

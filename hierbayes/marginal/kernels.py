@@ -30,7 +30,8 @@ import numpy as np
 
 from .layout import H_J, H_N, H_P, H_Q, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ
 
-__all__ = ["loglik_grad", "residual_ss", "totals_residual", "cholesky", "chol_solve", "lower_times", "draw_effects"]
+__all__ = ["loglik_grad", "residual_ss", "totals_residual", "woodbury_system", "woodbury_gradient", "woodbury_q1",
+           "woodbury_q2", "cholesky", "chol_solve", "lower_times", "draw_effects"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -85,22 +86,30 @@ def totals_residual(buf, b, Xtr):
 
 @numba.njit(cache=True, error_model="numpy")
 def _group_system(j, lam, s2, b, buf, c, AL, M, L):
-    """Group j's Woodbury system: c = Z'y - Z'X b, A Lambda (A = Z'Z), M = sigma^2 I +
-    Lambda' A Lambda and its Cholesky factor L; returns log|M|. The one per-group step of the
-    general-q log density and of the exact draws."""
+    """Group j's Woodbury system from the packed statistics: c = Z'y - Z'X b, then
+    ``woodbury_system``; returns log|M|. The one per-group step of the general-q log density
+    and of the exact draws."""
     p, q = int(buf[H_P]), int(buf[H_Q])
-    A, ZtX, Zty = int(buf[OFF_ZTZ]) + j * q * q, int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
+    ZtX, Zty = int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
     for a in range(q):  # c_j = Z'y - Z'X b
         s = buf[Zty + j * q + a]
         base = ZtX + (j * q + a) * p
         for k in range(p):
             s -= buf[base + k] * b[k]
         c[a] = s
+    return woodbury_system(buf, int(buf[OFF_ZTZ]) + j * q * q, lam, s2, AL, M, L)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def woodbury_system(A, at, lam, s2, AL, M, L):
+    """A Lambda (A = Z'Z, q x q row-major in ``A`` from ``at``), M = sigma^2 I + Lambda' A
+    Lambda and its Cholesky factor L; returns log|M|."""
+    q = AL.shape[0]
     for a in range(q):  # A Lambda (Lambda lower triangular)
         for k in range(q):
             s = 0.0
             for m in range(k, q):
-                s += buf[A + a * q + m] * lam[m, k]
+                s += A[at + a * q + m] * lam[m, k]
             AL[a, k] = s
     for a in range(q):  # M = sigma^2 I + Lambda' A Lambda
         for k in range(a + 1):
@@ -113,127 +122,147 @@ def _group_system(j, lam, s2, b, buf, c, AL, M, L):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def woodbury_gradient(c, AL, L, lam, s2, Minv, w, v, Lv, g_lam):
+    """After ``woodbury_system``: w = Lambda' c, v = M^{-1} w and Lambda v (the group's
+    effects' conditional mean, into ``Lv``); adds the group's d/dLambda (lower part),
+    -A Lambda M^{-1} + (c v' - A Lambda v v') / sigma^2, into ``g_lam``; returns (w'v,
+    tr M^{-1}, v'v)."""
+    q = c.shape[0]
+    for a in range(q):  # w = Lambda' c
+        s = 0.0
+        for m in range(a, q):
+            s += lam[m, a] * c[m]
+        w[a] = s
+    for a in range(q):  # M^{-1}
+        for k in range(q):
+            Minv[a, k] = 1.0 if a == k else 0.0
+    chol_solve(L, Minv)
+    quad = trace = vtv = 0.0
+    for a in range(q):
+        s = 0.0
+        for k in range(q):
+            s += Minv[a, k] * w[k]
+        v[a] = s
+        quad += w[a] * s
+        trace += Minv[a, a]
+        vtv += s * s
+    for a in range(q):
+        s = 0.0
+        for k in range(a + 1):
+            s += lam[a, k] * v[k]
+        Lv[a] = s
+    for a in range(q):
+        ALv = 0.0
+        for m in range(q):
+            ALv += AL[a, m] * v[m]
+        for k in range(a + 1):
+            s = 0.0
+            for m in range(q):
+                s += AL[a, m] * Minv[m, k]
+            g_lam[a, k] += -s + (c[a] * v[k] - ALv * v[k]) / s2
+    return quad, trace, vtv
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _groups(lam, s2, b, buf, g_b, g_lam):
     """Sums over groups of log|M_j|, w_j'v_j, tr M_j^{-1} and v_j'v_j, and the groups' parts
     of the gradient (added to g_b and g_lam); any q, by loops."""
     p, q, J = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J])
     ZtX = int(buf[OFF_ZTX])
-    cvec = np.empty(q)
-    AL = np.empty((q, q))
-    M = np.empty((q, q))
-    L = np.empty((q, q))
-    Minv = np.empty((q, q))
-    w = np.empty(q)
-    v = np.empty(q)
-    Lv = np.empty(q)
-    logdet = 0.0
-    quad = 0.0
-    trace = 0.0
-    vtv = 0.0
+    cvec, w, v, Lv = np.empty(q), np.empty(q), np.empty(q), np.empty(q)
+    AL, M, L, Minv = np.empty((q, q)), np.empty((q, q)), np.empty((q, q)), np.empty((q, q))
+    logdet = quad = trace = vtv = 0.0
     for j in range(J):
         logdet += _group_system(j, lam, s2, b, buf, cvec, AL, M, L)
-        for a in range(q):  # w = Lambda' c
-            s = 0.0
-            for m in range(a, q):
-                s += lam[m, a] * cvec[m]
-            w[a] = s
-        for a in range(q):  # M^{-1}
-            for c in range(q):
-                Minv[a, c] = 1.0 if a == c else 0.0
-        chol_solve(L, Minv)
-        for a in range(q):
-            s = 0.0
-            for c in range(q):
-                s += Minv[a, c] * w[c]
-            v[a] = s
-            quad += w[a] * s
-            trace += Minv[a, a]
-            vtv += s * s
-        for a in range(q):  # Lambda v, then d/db: - Z_jX_j' Lambda v / sigma^2
-            s = 0.0
-            for c in range(a + 1):
-                s += lam[a, c] * v[c]
-            Lv[a] = s
-        for a in range(q):
+        dq, dt, dv = woodbury_gradient(cvec, AL, L, lam, s2, Minv, w, v, Lv, g_lam)
+        quad += dq
+        trace += dt
+        vtv += dv
+        for a in range(q):  # d/db: - Z_jX_j' Lambda v / sigma^2
             base = ZtX + (j * q + a) * p
-            for c in range(p):
-                g_b[c] -= buf[base + c] * Lv[a]
-        # d/dLambda (lower part only): -A Lambda M^{-1} + (c v' - A Lambda v v') / sigma^2
-        for a in range(q):
-            ALv = 0.0
-            for m in range(q):
-                ALv += AL[a, m] * v[m]
-            for c in range(a + 1):
-                s = 0.0
-                for m in range(q):
-                    s += AL[a, m] * Minv[m, c]
-                g_lam[a, c] += -s + (cvec[a] * v[c] - ALv * v[c]) / s2
+            for k in range(p):
+                g_b[k] -= buf[base + k] * Lv[a]
     return logdet, quad, trace, vtv
 
 
 @numba.njit(cache=True, error_model="numpy")
+def woodbury_q1(a, c, l, s2):
+    """One group's Woodbury step for one effect (A = a, c, Lambda = l) in closed form:
+    (log M, w v, 1 / M, v^2, Lambda v, its d/dLambda)."""
+    al = a * l
+    m = s2 + l * al
+    v = l * c / m
+    return math.log(m), l * c * v, 1.0 / m, v * v, l * v, -al / m + (c - al * v) * v / s2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def woodbury_q2(a00, a01, a11, c0, c1, l00, l10, l11, s2):
+    """One group's Woodbury step for two effects in closed form (M inverted as a 2 x 2):
+    (log|M|, w'v, tr M^{-1}, v'v, Lambda v (2), d/dLambda at (0,0), (1,0), (1,1))."""
+    al00, al01 = a00 * l00 + a01 * l10, a01 * l11  # A Lambda
+    al10, al11 = a01 * l00 + a11 * l10, a11 * l11
+    t00, t11 = l00 * al00 + l10 * al10, l11 * al11  # T = Lambda' A Lambda
+    m00, m01, m11 = s2 + t00, l00 * al01 + l10 * al11, s2 + t11  # M = sigma^2 I + T
+    # |M| = s2^2 + s2 tr T + |Lambda|^2 |A|: no cancellation when T is large and near rank one
+    det = s2 * (s2 + t00 + t11) + (l00 * l11) ** 2 * max(a00 * a11 - a01 * a01, 0.0)
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det  # M^{-1}
+    w0, w1 = l00 * c0 + l10 * c1, l11 * c1
+    v0, v1 = i00 * w0 + i01 * w1, i01 * w0 + i11 * w1
+    r0 = c0 - (al00 * v0 + al01 * v1)  # c - A Lambda v
+    r1 = c1 - (al10 * v0 + al11 * v1)
+    return (math.log(det), w0 * v0 + w1 * v1, i00 + i11, v0 * v0 + v1 * v1, l00 * v0, l10 * v0 + l11 * v1,
+            -(al00 * i00 + al01 * i01) + r0 * v0 / s2, -(al10 * i00 + al11 * i01) + r1 * v0 / s2,
+            -(al10 * i01 + al11 * i11) + r1 * v1 / s2)  # fmt: skip
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _groups_q1(lam, s2, b, buf, g_b, g_lam):
-    """``_groups`` for one effect per group, in closed form."""
+    """``_groups`` for one effect per group (``woodbury_q1``)."""
     p, J = int(buf[H_P]), int(buf[H_J])
     ZtZ, ZtX, Zty = int(buf[OFF_ZTZ]), int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
     l = lam[0, 0]
     logdet = quad = trace = vtv = g = 0.0
     for j in range(J):
-        a = buf[ZtZ + j]
         c = buf[Zty + j]
         for k in range(p):
             c -= buf[ZtX + j * p + k] * b[k]
-        al = a * l
-        m = s2 + l * al
-        v = l * c / m
-        logdet += math.log(m)
-        quad += l * c * v
-        trace += 1.0 / m
-        vtv += v * v
-        lv = l * v
+        dl, dq, dt, dv, lv, dg = woodbury_q1(buf[ZtZ + j], c, l, s2)
+        logdet += dl
+        quad += dq
+        trace += dt
+        vtv += dv
+        g += dg
         for k in range(p):
             g_b[k] -= buf[ZtX + j * p + k] * lv
-        g += -al / m + (c - al * v) * v / s2
     g_lam[0, 0] = g
     return logdet, quad, trace, vtv
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _groups_q2(lam, s2, b, buf, g_b, g_lam):
-    """``_groups`` for two effects per group, in closed form (M_j inverted as a 2 x 2)."""
+    """``_groups`` for two effects per group (``woodbury_q2``)."""
     p, J = int(buf[H_P]), int(buf[H_J])
     ZtZ, ZtX, Zty = int(buf[OFF_ZTZ]), int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
     l00, l10, l11 = lam[0, 0], lam[1, 0], lam[1, 1]
     logdet = quad = trace = vtv = 0.0
     g00 = g10 = g11 = 0.0
     for j in range(J):
-        a00, a01, a11 = buf[ZtZ + 4 * j], buf[ZtZ + 4 * j + 1], buf[ZtZ + 4 * j + 3]
         row0, row1 = ZtX + 2 * j * p, ZtX + (2 * j + 1) * p
         c0, c1 = buf[Zty + 2 * j], buf[Zty + 2 * j + 1]
         for k in range(p):
             c0 -= buf[row0 + k] * b[k]
             c1 -= buf[row1 + k] * b[k]
-        al00, al01 = a00 * l00 + a01 * l10, a01 * l11  # A Lambda
-        al10, al11 = a01 * l00 + a11 * l10, a11 * l11
-        t00, t11 = l00 * al00 + l10 * al10, l11 * al11  # T = Lambda' A Lambda
-        m00, m01, m11 = s2 + t00, l00 * al01 + l10 * al11, s2 + t11  # M = sigma^2 I + T
-        # |M| = s2^2 + s2 tr T + |Lambda|^2 |A|: no cancellation when T is large and near rank one
-        det = s2 * (s2 + t00 + t11) + (l00 * l11) ** 2 * max(a00 * a11 - a01 * a01, 0.0)
-        i00, i01, i11 = m11 / det, -m01 / det, m00 / det  # M^{-1}
-        w0, w1 = l00 * c0 + l10 * c1, l11 * c1
-        v0, v1 = i00 * w0 + i01 * w1, i01 * w0 + i11 * w1
-        logdet += math.log(det)
-        quad += w0 * v0 + w1 * v1
-        trace += i00 + i11
-        vtv += v0 * v0 + v1 * v1
-        lv0, lv1 = l00 * v0, l10 * v0 + l11 * v1
+        dl, dq, dt, dv, lv0, lv1, d00, d10, d11 = woodbury_q2(buf[ZtZ + 4 * j], buf[ZtZ + 4 * j + 1],
+                                                              buf[ZtZ + 4 * j + 3], c0, c1, l00, l10, l11, s2)  # fmt: skip
+        logdet += dl
+        quad += dq
+        trace += dt
+        vtv += dv
+        g00 += d00
+        g10 += d10
+        g11 += d11
         for k in range(p):
             g_b[k] -= buf[row0 + k] * lv0 + buf[row1 + k] * lv1
-        r0 = c0 - (al00 * v0 + al01 * v1)  # c - A Lambda v
-        r1 = c1 - (al10 * v0 + al11 * v1)
-        g00 += -(al00 * i00 + al01 * i01) + r0 * v0 / s2
-        g10 += -(al10 * i00 + al11 * i01) + r1 * v0 / s2
-        g11 += -(al10 * i01 + al11 * i11) + r1 * v1 / s2
     g_lam[0, 0], g_lam[1, 0], g_lam[1, 1] = g00, g10, g11
     return logdet, quad, trace, vtv
 

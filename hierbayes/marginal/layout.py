@@ -18,11 +18,16 @@ lie in x and whether they are centred, and for each of Lambda's columns the fixe
 the same term (its column in X, or -1). ``H_NTHETA`` counts the family's own parameters
 (sigma, nu, shape), last among the small parameters. The Laplace model (``H_LAPLACE`` = 1,
 ``laplace``) is the sampled model without its effects in x, its rows sorted by group, and
-``OFF_STARTS`` the first row of each group (and n).
+``OFF_STARTS`` the first row of each group (and n). With crossed factors of a Gaussian model,
+``H_NINT`` > 0 leading blocks (those of the factor with the most levels) are integrated out
+exactly and only the other blocks' effects are in x; the rows are sorted by that factor's
+groups and ``OFF_STARTS`` marks them, as for the Laplace model; ``OFF_ZTZ`` holds each of its
+groups' Z'Z.
 
-numba's disk cache keys each kernel on its own module's source text, not on this module's, so
-a kernel compiled against an older header would be loaded unchanged: ``_forget_stale_kernels``
-clears the kernels' cache whenever this file's text changes.
+numba's disk cache keys each kernel on its own module's source text, not on this module's nor
+on the kernels it calls from other modules, so a kernel compiled against an older header or
+callee would be loaded unchanged: ``_forget_stale_kernels`` clears every kernel's cache
+whenever the text of any kernel module changes.
 """
 
 from __future__ import annotations
@@ -45,14 +50,14 @@ PRIOR_CODES = {
     OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY,
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
     OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
-    HEADER,
-) = range(46)  # fmt: skip
+    H_NINT, HEADER,
+) = range(47)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
-                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS)  # fmt: skip
+                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS, OFF_ZTZ)  # fmt: skip
 
 
 def assemble(header, sections: dict, order) -> np.ndarray:
@@ -71,15 +76,19 @@ def assemble(header, sections: dict, order) -> np.ndarray:
 
 
 def _forget_stale_kernels() -> None:
-    """Delete numba's cached kernels of ``marginal`` and ``sampled`` when this file changed
-    since they were compiled (a hash kept beside them); best effort, never an error."""
+    """Delete numba's cached kernels (``marginal``, ``sampled`` and ``packed``'s callbacks)
+    when the text of any of those modules changed since they were compiled (a hash kept
+    beside them); best effort, never an error."""
     here = Path(__file__)
+    package = here.parent.parent
+    sources = sorted([*package.joinpath("marginal").glob("*.py"), *package.joinpath("sampled").glob("*.py"),
+                      package / "packed.py"])  # fmt: skip
     try:
-        digest = hashlib.sha256(here.read_bytes()).hexdigest()
-        marker = here.parent / "__pycache__" / "layout.sha256"
+        digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+        marker = here.parent / "__pycache__" / "kernels.sha256"
         if marker.exists() and marker.read_text() == digest:
             return
-        for folder in (here.parent / "__pycache__", here.parent.parent / "sampled" / "__pycache__"):
+        for folder in {path.parent / "__pycache__" for path in sources}:
             for cached in [*folder.glob("*.nbi"), *folder.glob("*.nbc")]:
                 cached.unlink(missing_ok=True)
         marker.parent.mkdir(exist_ok=True)

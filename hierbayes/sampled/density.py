@@ -22,12 +22,20 @@ and d/dLambda += Lambda^{-T} w_j w_j' - diag(1 / Lambda_ii) with w_j = Lambda^{-
 (centred). The map from the small parameters to (b,
 Lambda, theta) and their priors is differentiated by complex step, as in the marginal model.
 
+Crossed factors of a Gaussian model (identity link): the blocks of the factor with the most
+levels are integrated out exactly and come first in Lambda; only the others' effects are in
+x. With e = y - eta (eta without those blocks), per group j of that factor the likelihood is
+N(e_j | 0, sigma^2 I + Z_j G Z_j'), by the Woodbury steps of ``marginal.kernels``; its
+gradient in eta_i is (e_i - Z_i Lambda v_j) / sigma^2, which flows to b and the sampled
+effects as above.
+
 ``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``; nutpie calls
 ``logp_and_grad`` and ``expand`` through the C callbacks of ``hierbayes.packed``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -35,11 +43,13 @@ import numpy as np
 
 from .. import names
 from ..marginal.density import STEP, initial_point, prior_row, unpack
+from ..marginal.kernels import woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
 from ..marginal.laplace import laplace_loglik
 from ..marginal.layout import (
-    H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NSMALL, H_NTHETA, H_P, H_Q, H_ROWS,
+    H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
+    H_ROWS,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
-    OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
+    OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
@@ -52,7 +62,7 @@ def effects_from_x(x, buf, lam, b, r):
     """The group effects r (block after block, a row per group) at x, given Lambda and b."""
     groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
     n_small, cols = int(buf[H_NSMALL]), int(buf[OFF_TERM_COLS])
-    for blk in range(n_blocks):
+    for blk in range(int(buf[H_NINT]), n_blocks):
         start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
         n_groups, at, centred = int(buf[groups + 3 * blk]), int(buf[groups + 3 * blk + 1]), buf[groups + 3 * blk + 2]
         for j in range(n_groups):
@@ -77,7 +87,7 @@ def _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad):
     lp = 0.0
     w = np.empty(8)
     u = np.empty(8)
-    for blk in range(n_blocks):
+    for blk in range(int(buf[H_NINT]), n_blocks):
         start, size = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
         n_groups, at, centred = int(buf[groups + 3 * blk]), int(buf[groups + 3 * blk + 1]), buf[groups + 3 * blk + 2]
         if size > w.shape[0]:
@@ -123,39 +133,134 @@ def _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
-    """sum_i log p(y_i | eta_i, theta), with its gradient in b, r and theta (added in)."""
-    n, p, q, n_blocks = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS])
-    family, link = int(buf[H_FAMILY]), int(buf[H_LINK])
-    y_at, n_at, off_at, x_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_OFFSET]), int(buf[OFF_X])
-    z_at, codes_at = int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
-    blocks, groups = int(buf[OFF_BLOCKS]), int(buf[OFF_GROUPS])
-    c = np.zeros(3)
-    constants(family, theta, c)
+def _block_places(buf):
+    """Per block: its first column in Lambda, its size, where its effects lie in r."""
+    n_blocks, blocks, groups = int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS]), int(buf[OFF_GROUPS])
     start, size, at = np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64)
     for blk in range(n_blocks):
         start[blk], size[blk] = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
         at[blk] = int(buf[groups + 3 * blk + 1])
-    base = np.empty(n_blocks, np.int64)
+    return start, size, at
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _linear_predictor(buf, b, r, eta):
+    """eta_i = offset_i + X_i b + the sampled blocks' Z_i r, for every row (the integrated
+    blocks, the first ``H_NINT``, left out)."""
+    n, p, q, n_blocks, first = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
+    off_at, x_at, z_at, codes_at = int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
+    start, size, at = _block_places(buf)
+    for i in range(n):
+        value = buf[off_at + i]
+        for k in range(p):
+            value += buf[x_at + i * p + k] * b[k]
+        for blk in range(first, n_blocks):
+            base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
+            for a in range(size[blk]):
+                value += buf[z_at + i * q + start[blk] + a] * r[base + a]
+        eta[i] = value
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _back(buf, d, g_b, g_r):
+    """Adds d log p / d eta (``d``, per row) through to b (X'd) and the sampled effects."""
+    n, p, q, n_blocks, first = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
+    x_at, z_at, codes_at = int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
+    start, size, at = _block_places(buf)
+    for i in range(n):
+        for k in range(p):
+            g_b[k] += buf[x_at + i * p + k] * d[i]
+        for blk in range(first, n_blocks):
+            base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
+            for a in range(size[blk]):
+                g_r[base + a] += buf[z_at + i * q + start[blk] + a] * d[i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
+    """sum_i log p(y_i | eta_i, theta), with its gradient in b, r and theta (added in)."""
+    n, family, link = int(buf[H_ROWS]), int(buf[H_FAMILY]), int(buf[H_LINK])
+    y_at, n_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS])
+    c = np.zeros(3)
+    constants(family, theta, c)
+    eta = np.empty(n)
+    _linear_predictor(buf, b, r, eta)
     total = 0.0
     for i in range(n):
-        eta = buf[off_at + i]
-        row_x = x_at + i * p
-        for k in range(p):
-            eta += buf[row_x + k] * b[k]
-        row_z = z_at + i * q
-        for blk in range(n_blocks):
-            base[blk] = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
-            for a in range(size[blk]):
-                eta += buf[row_z + start[blk] + a] * r[base[blk] + a]
-        value, d = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta, theta, c, g_theta)
+        value, eta[i] = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta[i], theta, c, g_theta)
         total += value
-        for k in range(p):
-            g_b[k] += buf[row_x + k] * d
-        for blk in range(n_blocks):
-            for a in range(size[blk]):
-                g_r[base[blk] + a] += buf[row_z + start[blk] + a] * d
+    _back(buf, eta, g_b, g_r)
     return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
+    """Gaussian, identity link, the leading ``H_NINT`` blocks' factor integrated out: sum over
+    its groups j of log N(e_j | 0, sigma^2 I + Z_j G Z_j') with e = y - eta (eta without those
+    blocks), by ``kernels.woodbury_system`` / ``woodbury_gradient`` on A_j = Z_j'Z_j and
+    c_j = Z_j'e_j. Adds the gradient in b, r and Lambda; returns (log-likelihood, d/dsigma).
+    Per row, d/deta_i = (e_i - Z_i Lambda v_j) / sigma^2 (the residual after the group's
+    conditional mean of its effects)."""
+    n, p, q, n_blocks, n_int = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
+    y_at, x_at, z_at, codes_at = int(buf[OFF_Y]), int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
+    starts, ztz = int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
+    start, size, at = _block_places(buf)
+    qi = start[n_int - 1] + size[n_int - 1]  # the integrated columns of Lambda
+    J = int(buf[int(buf[OFF_GROUPS])])
+    e = np.empty(n)
+    cvec, w, v, Lv = np.zeros(qi), np.empty(qi), np.empty(qi), np.empty(qi)
+    AL, M, L, Minv = np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi))
+    lam_i, g_lam_i = lam[:qi, :qi], g_lam[:qi, :qi]
+    s2 = sigma * sigma
+    logdet = quad = trace = vtv = rtr = 0.0
+    for j in range(J):
+        first, last = int(buf[starts + j]), int(buf[starts + j + 1])
+        cvec[:] = 0.0
+        for i in range(first, last):  # e = y - X b - the sampled blocks' Z r; c = Z_j'e
+            value = buf[y_at + i]
+            for k in range(p):
+                value -= buf[x_at + i * p + k] * b[k]
+            for blk in range(n_int, n_blocks):
+                base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
+                for a in range(size[blk]):
+                    value -= buf[z_at + i * q + start[blk] + a] * r[base + a]
+            e[i] = value
+            rtr += value * value
+            for a in range(qi):
+                cvec[a] += buf[z_at + i * q + a] * value
+        A = ztz + j * qi * qi
+        if qi == 1:
+            dl, dq, dt, dv, Lv[0], dg = woodbury_q1(buf[A], cvec[0], lam[0, 0], s2)
+            g_lam[0, 0] += dg
+        elif qi == 2:
+            dl, dq, dt, dv, Lv[0], Lv[1], d00, d10, d11 = woodbury_q2(buf[A], buf[A + 1], buf[A + 3], cvec[0], cvec[1],
+                                                                      lam[0, 0], lam[1, 0], lam[1, 1], s2)  # fmt: skip
+            g_lam[0, 0] += d00
+            g_lam[1, 0] += d10
+            g_lam[1, 1] += d11
+        else:
+            dl = woodbury_system(buf, A, lam_i, s2, AL, M, L)
+            dq, dt, dv = woodbury_gradient(cvec, AL, L, lam_i, s2, Minv, w, v, Lv, g_lam_i)
+        logdet += dl
+        quad += dq
+        trace += dt
+        vtv += dv
+        for i in range(first, last):  # d log p / d eta_i = (e_i - Z_i Lambda v_j) / sigma^2, through to b and r
+            d = e[i]
+            for a in range(qi):
+                d -= buf[z_at + i * q + a] * Lv[a]
+            d /= s2
+            for k in range(p):
+                g_b[k] += buf[x_at + i * p + k] * d
+            for blk in range(n_int, n_blocks):
+                base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
+                for a in range(size[blk]):
+                    g_r[base + a] += buf[z_at + i * q + start[blk] + a] * d
+    nq = n - J * qi
+    resid = rtr - quad
+    loglik = -0.5 * (n * math.log(2 * math.pi) + nq * math.log(s2) + logdet + resid / s2)
+    d_s2 = -0.5 * (nq / s2 + trace - resid / (s2 * s2) + vtv / s2)
+    return loglik, 2 * sigma * d_s2
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -176,7 +281,10 @@ def logp_and_grad(x, buf, grad):
     else:
         r = np.empty(n_r)
         effects_from_x(x, buf, lam, b, r)
-        loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
+        if buf[H_NINT] > 0:  # a crossed Gaussian model: one factor integrated out exactly
+            loglik, g_theta[0] = _integrated_likelihood(buf, b, r, theta[0], lam, g_b, g_r, g_lam)
+        else:
+            loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
         lp_groups = _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad) if np.isfinite(loglik) else 0.0
     if not np.isfinite(loglik + lp_groups):
         grad[:] = 0.0
@@ -234,6 +342,12 @@ class SampledModel:
     theta_names: tuple[str, ...] = ()
     priors_packed: bool = True
     laplace: bool = False  # the effects integrated out by a Laplace approximation, not in x
+    n_integrated: int = 0  # the leading blocks whose effects are integrated out exactly, not in x
+
+    @property
+    def sampled_blocks(self) -> tuple:
+        """The blocks whose effects are in x (and in the draws)."""
+        return () if self.laplace else self.blocks[self.n_integrated :]
 
     @property
     def n_dim(self) -> int:
@@ -269,15 +383,19 @@ def priors_packable(priors) -> bool:
     return all(prior_row(e.prior)[0] >= 0 for e in priors.entries if e.cls != "cor")
 
 
-def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) -> SampledModel:
+def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, integrated: tuple = ()) -> SampledModel:
     """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
     float64 buffer (``marginal.layout``'s header, the sampled model's sections). ``laplace``:
-    the effects of the one grouping factor integrated out instead (``marginal.laplace``)."""
+    the effects of the one grouping factor integrated out instead (``marginal.laplace``);
+    ``integrated``: the blocks of one factor of a Gaussian model whose effects are integrated
+    out exactly (put first), the others sampled."""
     family = design.family
     X, terms, y = design.X, design.fixed_terms, design.y
     n, p = X.shape
-    order = np.argsort(design.factors[design.blocks[0].group].codes, kind="stable") if laplace else np.arange(n)
-    blocks = design.blocks
+    integrated_names = {b.name for b in integrated}
+    blocks = [*integrated, *(b for b in design.blocks if b.name not in integrated_names)]
+    outer = design.factors[blocks[0].group].codes
+    order = np.argsort(outer, kind="stable") if laplace or integrated else np.arange(n)
     q = sum(b.size for b in blocks)
     has_int = int(design.has_intercept)
     int_col = terms.index("(Intercept)") if has_int else -1
@@ -315,7 +433,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
         block_rows.append([sum(b.size for b in blocks[: blocks.index(block)]), block.size, float(block.correlated), eta])
         n_groups = len(design.factors[block.group].levels)
         group_rows.append([n_groups, at, float(parameterization.get(block.name) == "centered")])
-        at += n_groups * block.size
+        at += 0 if block.name in integrated_names else n_groups * block.size
     for param in family.params:
         prior_rows.append(prior_row(priors.get(param.name)))
         labels.append(f"log {param.name}")
@@ -324,7 +442,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
     n_small = len(labels)
     term_cols = [terms.index(t) if t in terms else -1 for block in blocks for t in block.terms]
     fixed_start = {"(Intercept)": loc}  # b at the start point (slopes 0)
-    for block, (n_groups, _, centred) in zip(blocks, [] if laplace else group_rows):
+    for block, (n_groups, _, centred) in list(zip(blocks, [] if laplace else group_rows))[len(integrated):]:
         for level in design.factors[block.group].levels:
             labels += [f"{'a' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
         at_start = [fixed_start.get(t, 0.0) if centred else 0.0 for t in block.terms]
@@ -334,23 +452,31 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False) 
     n_theta = len(family.params)
     header = np.zeros(HEADER)
     header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
-            H_LAPLACE]] = [
+            H_LAPLACE, H_NINT]] = [
         len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + (0 if laplace else at), n_theta, n,
-        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace),
+        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace), len(integrated),
     ]  # fmt: skip
     Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     trials = design.trials if design.trials is not None else np.ones(n)
     offset = design.offset if design.offset is not None else np.zeros(n)
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes[:, 0].astype(int), minlength=group_rows[0][0]))]) if laplace else ()
+    starts = np.concatenate([[0], np.cumsum(np.bincount(outer, minlength=group_rows[0][0]))]) if laplace or integrated else ()
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
         OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
+        OFF_ZTZ: _cross_products(Z[:, : sum(b.size for b in integrated)], outer, group_rows[0][0]) if integrated else (),
     }  # fmt: skip
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
-                        tuple(blocks), family.param_names, priors_packable(priors), laplace)  # fmt: skip
+                        tuple(blocks), family.param_names, priors_packable(priors), laplace, len(integrated))  # fmt: skip
+
+
+def _cross_products(Z, codes, n_groups) -> np.ndarray:
+    """Per group: Z_j'Z_j, (n_groups, q, q)."""
+    q = Z.shape[1]
+    return np.stack([np.bincount(codes, weights=Z[:, a] * Z[:, c], minlength=n_groups)
+                     for a in range(q) for c in range(q)], axis=1).reshape(n_groups, q, q)  # fmt: skip
 
 
 def _theta_start(name: str, design) -> float:

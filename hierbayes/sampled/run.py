@@ -25,7 +25,7 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
     """NUTS by nutpie on the sampled model (see the module docstring)."""
     p, q = packed.p, packed.q
     shapes = {"b": (p,), "Lambda": (q, q), **{name: () for name in packed.theta_names}}
-    for block in () if packed.laplace else packed.blocks:
+    for block in packed.sampled_blocks:
         shapes[names.effects(block)] = (len(design.factors[block.group].levels), block.size)
     tree, raw, chain_draw, elapsed = run_packed(packed, shapes, draws=draws, tune=tune, chains=chains, seed=seed,
                                                 target_accept=target_accept, nuts=nuts, progressbar=progressbar)  # fmt: skip
@@ -36,7 +36,7 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
     post = {names.FIXED: xr.DataArray(values("b"), dims=("chain", "draw", names.TERM),
                                       coords={**chain_draw, names.TERM: list(design.fixed_terms)})}  # fmt: skip
     post.update(block_posterior(values("Lambda"), packed.blocks, chain_draw))
-    for block in () if packed.laplace else packed.blocks:
+    for block in packed.sampled_blocks:
         group, effect = block.group, names.effect_dim(block)
         post[names.effects(block)] = xr.DataArray(
             values(names.effects(block)), dims=("chain", "draw", group, effect),
