@@ -394,8 +394,8 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     n, p = X.shape
     integrated_names = {b.name for b in integrated}
     blocks = [*integrated, *(b for b in design.blocks if b.name not in integrated_names)]
-    outer = design.factors[blocks[0].group].codes
-    order = np.argsort(outer, kind="stable") if laplace or integrated else np.arange(n)
+    outer = design.factors[blocks[0].group].codes if laplace or integrated else None  # the rows sorted by its groups
+    order = np.argsort(outer, kind="stable") if outer is not None else np.arange(n)
     q = sum(b.size for b in blocks)
     has_int = int(design.has_intercept)
     int_col = terms.index("(Intercept)") if has_int else -1
