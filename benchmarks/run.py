@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/run.py simulated         # 200k rows / 2,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py simulated-2m      # 2M rows / 20,000 groups, q = 2 and 3
     .venv/bin/python benchmarks/run.py memory-5m         # 5M rows / 50,000 groups, q = 2: peak memory
-    .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items
-    .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools
+    .venv/bin/python benchmarks/run.py crossed-maximal   # (cond | subject) + (cond | item), 60 x 40, vs lme4
+    .venv/bin/python benchmarks/run.py crossed           # 73k rows, 3,000 subjects x 1,100 items, vs lme4
+    .venv/bin/python benchmarks/run.py nested            # 100k pupils in 4,000 classes in 500 schools, vs lme4
     .venv/bin/python benchmarks/run.py time-to-answer    # fresh process import -> fit -> summary
     .venv/bin/python benchmarks/run.py glmm              # Bernoulli 20k rows / 200 groups, and cbpp
     .venv/bin/python benchmarks/run.py laplace-bias      # method="laplace" against the exact posterior
@@ -31,7 +32,9 @@ import pytensor.tensor as pt
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import hierbayes as hb  # noqa: E402
-from simulate import simulate, simulate_bernoulli, simulate_crossed, simulate_nested  # noqa: E402
+from simulate import (  # noqa: E402
+    simulate, simulate_bernoulli, simulate_crossed, simulate_crossed_maximal, simulate_nested,
+)  # fmt: skip
 
 DRAWS = dict(draws=1000, tune=1000, chains=4)
 
@@ -129,12 +132,26 @@ def simulated(n_rows, n_groups, qs, seed=1):
     return rows
 
 
+def crossed_maximal(seed=1):
+    """The maximal crossed model of psycholinguistics, 60 subjects x 40 items (2,400 rows):
+    hierbayes's default (subjects integrated out, items sampled) and every effect sampled,
+    against lme4's REML fit."""
+    data, formula = simulate_crossed_maximal(seed=seed)
+    rows = []
+    for method in ("auto", "full"):
+        idata, wall = hierbayes_fit(formula, data, method, seed)
+        rows.append(summarise(f"hierbayes {method}, maximal crossed 2,400 rows", idata, wall, ["subject", "item"]))
+    rows.append({"model": "lme4 lmer (REML point estimate)", "wall_s": lme4_time(data, LME4["crossed-maximal"])})
+    return rows
+
+
 def crossed(seed=1, methods=("auto", "full")):
     data, formula = simulate_crossed(seed=seed)
     rows = []
     for method in methods:
         idata, wall = hierbayes_fit(formula, data, method, seed)
         rows.append(summarise(f"hierbayes {method}, crossed 73k rows, 3,000 x 1,100", idata, wall, ["subject", "item"]))
+    rows.append({"model": "lme4 lmer (ML point estimate)", "wall_s": lme4_time(data, LME4["crossed"])})
     return rows
 
 
@@ -185,6 +202,7 @@ def nested(seed=1):
     rows.append(summarise("hierbayes auto (schools and classes integrated out)", idata, wall, ["school", "school:class"]))
     fit, wall = timed(lambda: hb.fit(formula, data, random_seed=seed, progressbar=False, sampler="pymc", **DRAWS))
     rows.append(summarise("hierbayes, sampler='pymc' (the same model)", fit.idata, wall, ["school", "school:class"]))
+    rows.append({"model": "lme4 lmer (ML point estimate)", "wall_s": lme4_time(data, LME4["nested"])})
     return rows
 
 
@@ -224,15 +242,19 @@ def handwritten_glmm(data, seed, y="y", x="x", group="g", trials=None):
     return timed(run)
 
 
-GLMER = {
+LME4 = {
     "bernoulli": "glmer(y ~ x + (x | g), data = d, family = binomial)",
     "cbpp": "glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), data = d, family = binomial)",
+    "crossed-maximal": "lmer(rt ~ cond + (cond | subject) + (cond | item), data = d)",
+    "crossed": "lmer(y ~ x + (1 | subject) + (1 | item), data = d, REML = FALSE)",
+    "nested": "lmer(y ~ x + (x | school) + (1 | school:class), data = d, REML = FALSE)",
 }
 
 
-def glmer_time(data, call, repeats=3):
-    """Seconds of lme4's glmer (Laplace, the default nAGQ = 1) on ``data``, the median of
-    ``repeats`` fits in one R process (the data read once); None without Rscript and lme4."""
+def lme4_time(data, call, repeats=3):
+    """Seconds of an lme4 fit (``call``: lmer, or glmer with its default Laplace, nAGQ = 1) on
+    ``data`` (text columns and g, herd, period as factors), the median of ``repeats`` fits in
+    one R process (the data read once); None without Rscript and lme4."""
     import shutil
     import subprocess
     import tempfile
@@ -242,8 +264,8 @@ def glmer_time(data, call, repeats=3):
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/d.csv"
         data.to_csv(path, index=False)
-        script = (f"suppressMessages(library(lme4)); d <- read.csv('{path}'); d$g <- factor(d$g); "
-                  f"if (!is.null(d$herd)) d$herd <- factor(d$herd); if (!is.null(d$period)) d$period <- factor(d$period); "
+        script = (f"suppressMessages(library(lme4)); d <- read.csv('{path}'); "
+                  "for (v in names(d)) if (is.character(d[[v]]) || v %in% c('g', 'herd', 'period')) d[[v]] <- factor(d[[v]]); "
                   f"t <- replicate({repeats}, system.time(m <- {call})[['elapsed']]); cat(median(t))")  # fmt: skip
         done = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
     return float(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
@@ -262,7 +284,7 @@ def glmm(seed=1):
     rows.append(summarise("bernoulli 20k/200: bambi + nutpie (uncorrelated)", idata, wall, ["g", "g__factor_dim"]))
     idata, wall = handwritten_glmm(data, seed)
     rows.append(summarise("bernoulli 20k/200: hand-written PyMC + nutpie", idata, wall, ["g"]))
-    rows.append({"model": "bernoulli 20k/200: lme4 glmer (Laplace point estimate)", "wall_s": glmer_time(data, GLMER["bernoulli"])})
+    rows.append({"model": "bernoulli 20k/200: lme4 glmer (Laplace point estimate)", "wall_s": lme4_time(data, LME4["bernoulli"])})
     cbpp = hb.datasets.load("cbpp")
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
     for method in ("full", "laplace"):
@@ -272,7 +294,7 @@ def glmm(seed=1):
     rows.append(summarise("cbpp: bambi + nutpie", idata, wall, ["herd", "herd__factor_dim"]))
     idata, wall = handwritten_glmm(cbpp.assign(g=cbpp["herd"]), seed, y="incidence", x=None, trials="size")
     rows.append(summarise("cbpp: hand-written PyMC + nutpie", idata, wall, ["g"]))
-    rows.append({"model": "cbpp: lme4 glmer (Laplace point estimate)", "wall_s": glmer_time(cbpp.assign(g=cbpp["herd"]), GLMER["cbpp"])})
+    rows.append({"model": "cbpp: lme4 glmer (Laplace point estimate)", "wall_s": lme4_time(cbpp, LME4["cbpp"])})
     return rows
 
 
@@ -326,6 +348,8 @@ def main(which):
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
         print(f"peak resident memory of this process: {peak:.2f} GiB (target: within 8 GB)")
+    elif which == "crossed-maximal":
+        rows = crossed_maximal()
     elif which == "crossed":
         rows = crossed()
     elif which == "nested":
@@ -337,8 +361,8 @@ def main(which):
         print(table.to_markdown(index=False, floatfmt=".3g") if _has_tabulate() else table.to_string(index=False))
         return
     else:
-        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed, nested, glmm, "
-                         "laplace-bias or time-to-answer")  # fmt: skip
+        raise SystemExit(f"unknown benchmark {which!r}: london, simulated, simulated-2m, memory-5m, crossed-maximal, crossed, "
+                         "nested, glmm, laplace-bias or time-to-answer")  # fmt: skip
     table = pd.DataFrame(rows)
     if which == "london":
         base = table.set_index("model")["ess_per_s"]
@@ -354,6 +378,9 @@ def main(which):
         table["ess_per_s_vs_bambi"] = table["ess_per_s"] / peer("bambi", "ess_per_s")
         table["ess_per_s_vs_handwritten"] = table["ess_per_s"] / peer("hand-written", "ess_per_s")
         table["wall_vs_glmer"] = table["wall_s"] / peer("glmer", "wall_s").astype(float)
+    if which in ("crossed-maximal", "crossed", "nested"):
+        lme4 = table.loc[table["model"].str.startswith("lme4"), "wall_s"].astype(float)
+        table["wall_vs_lme4"] = table["wall_s"] / (lme4.iloc[0] if len(lme4) else np.nan)
     print(table.drop(columns="parameters").to_markdown(index=False, floatfmt=".3g")
           if _has_tabulate() else table.drop(columns="parameters").to_string(index=False))
     print("\nparameters in min ESS:")

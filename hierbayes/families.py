@@ -33,11 +33,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 from scipy import special, stats
 
 from . import names
+from .lazy import LazyModule
+
+pm, pt = LazyModule("pymc"), LazyModule("pytensor.tensor")
 
 __all__ = ["Parameter", "Family", "Link", "LINKS", "FAMILIES", "GAUSSIAN", "get_family", "response_scale"]
 
@@ -54,12 +55,12 @@ class Link:
 
 LINKS = {
     "identity": Link("identity", lambda e: e, lambda e: e, lambda m: m),
-    "logit": Link("logit", special.expit, pm.math.invlogit, special.logit),
+    "logit": Link("logit", special.expit, lambda e: pm.math.invlogit(e), special.logit),
     "probit": Link("probit", special.ndtr, lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)), special.ndtri),
     "cloglog": Link("cloglog", lambda e: -np.expm1(-np.exp(e)), lambda e: -pt.expm1(-pt.exp(e)),
                     lambda m: np.log(-np.log1p(-m))),  # fmt: skip
-    "log": Link("log", np.exp, pt.exp, np.log),
-    "sqrt": Link("sqrt", np.square, pt.sqr, np.sqrt),
+    "log": Link("log", np.exp, lambda e: pt.exp(e), np.log),
+    "sqrt": Link("sqrt", np.square, lambda e: pt.sqr(e), np.sqrt),
 }
 
 

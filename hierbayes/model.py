@@ -29,17 +29,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from . import names
 from .design import DataError, Design
+from .lazy import LazyModule
 from .marginal.density import PackedModel, pack_model
-from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood
 from .marginal.laplace import LAPLACE_FAMILIES
 from .marginal.stats import integrated_blocks, integrated_factors, marginal_applies, sampled_blocks
 from .priors import Prior, Priors, make_priors
 from .sampled.density import SampledModel, pack_sampled, priors_packable
+
+pm, pt = LazyModule("pymc"), LazyModule("pytensor.tensor")
 
 __all__ = ["Model", "make_model", "build_model", "choose_method", "choose_parameterization", "information_ratio"]
 
@@ -164,6 +164,8 @@ def _marginal_model(model: Model) -> pm.Model:
     """Fixed effects, SDs, LKJ correlations and sigma, with the integrated factors' effects
     integrated out (the numba kernels through an Op, or PyTensor arithmetic with crossed
     factors, whose other effects are sampled as in the full model)."""
+    from .marginal.graph import add_crossed_likelihood, add_integrated_likelihood  # PyTensor's Op: on first use
+
     design, priors = model.design, model.priors
     blocks, others = integrated_blocks(design), sampled_blocks(design)
     q = sum(b.size for b in blocks)

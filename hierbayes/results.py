@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 
 from . import names
 from .design import Design
+from .lazy import LazyModule
 from .model import Model
 from .priors import Priors
 from .sampling import Diagnostics
 from .names import SAMPLE_DIMS as _SAMPLE_DIMS
 from .summarize import stats as _stats
 
+pm = LazyModule("pymc")
+
 __all__ = ["FitResult"]
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -361,8 +364,8 @@ class FitResult:
 
 
 def _diagnostics(idata, name: str) -> pd.DataFrame:
-    rhat = az.rhat(idata, var_names=[name])[name].values.reshape(-1)
-    ess = az.ess(idata, var_names=[name], method="bulk")[name].values.reshape(-1)
+    rhat = azs.rhat(idata, var_names=[name])[name].values.reshape(-1)
+    ess = azs.ess(idata, var_names=[name], method="bulk")[name].values.reshape(-1)
     return pd.DataFrame({"r_hat": rhat, "ess_bulk": ess})
 
 

@@ -18,18 +18,19 @@ import logging
 import warnings
 from dataclasses import dataclass
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
-import pymc as pm
-import pytensor
 import xarray as xr
 
 from . import names
+from .lazy import LazyModule
 from .marginal.draws import complete, draw_laplace_effects
 from .marginal.run import run_nutpie
 from .model import Model
 from .sampled.density import SampledModel
 from .sampled.run import run_sampled
+
+pm, pytensor = LazyModule("pymc"), LazyModule("pytensor")
 
 __all__ = ["sample", "sample_model", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
            "available_sampler", "pymc_quiet"]  # fmt: skip
@@ -201,11 +202,9 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
 def _sample_packed(model: Model, *, draws, tune, chains, random_seed, target_accept, progressbar, nuts):
     """NUTS by nutpie on the packed model (``hierbayes.marginal.run``): no code generation,
     so no compile step once numba's disk cache holds its functions. Same seed, same draws."""
-    from pymc.util import get_random_generator
-
     _check_settings(draws, tune, chains, target_accept)
     packed = model.packed
-    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
+    seed = int(np.random.default_rng(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
     run = run_sampled if isinstance(packed, SampledModel) else run_nutpie
     with sampler_errors("nutpie"):
         return run(model.design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -240,9 +239,9 @@ def diagnose(idata, var_names: list[str]) -> Diagnostics:
     divergences = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(idata, var_names=var_names)
-        ess_bulk = az.ess(idata, var_names=var_names, method="bulk")
-        ess_tail = az.ess(idata, var_names=var_names, method="tail")
+        rhat = azs.rhat(idata, var_names=var_names)
+        ess_bulk = azs.ess(idata, var_names=var_names, method="bulk")
+        ess_tail = azs.ess(idata, var_names=var_names, method="tail")
     max_rhat, worst_rhat = _extreme(rhat, np.nanargmax)
     min_bulk, worst_ess = _extreme(ess_bulk, np.nanargmin)
     min_tail, _ = _extreme(ess_tail, np.nanargmin)

@@ -3,7 +3,7 @@ shared by every results table and the draws afterwards."""
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -22,9 +22,9 @@ def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1, not {prob!r}")
     if interval == "eti":
-        bounds = az.eti(da, prob=prob)
+        bounds = azs.eti(da, prob=prob)
     elif interval == "hdi":
-        bounds = az.hdi(da, prob=prob)
+        bounds = azs.hdi(da, prob=prob)
     else:
         raise ValueError(f"interval must be 'eti' (equal-tailed) or 'hdi', not {interval!r}")
     table = xr.Dataset(
