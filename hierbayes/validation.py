@@ -123,6 +123,9 @@ MODEL_CLASSES = {
                          (SimBlock("a", ("(Intercept)",)), SimBlock("a:h", ("(Intercept)",))), _nested()),
     "crossed": ModelClass("crossed", "y ~ x + (1|a) + (1|h)",
                           (SimBlock("a", ("(Intercept)",)), SimBlock("h", ("(Intercept)",))), _crossed()),
+    "crossed_rs": ModelClass("crossed_rs", "y ~ x + (x|a) + (x|h)",
+                             (SimBlock("a", ("(Intercept)", "x"), correlated=True),
+                              SimBlock("h", ("(Intercept)", "x"), correlated=True)), _crossed()),
     "bernoulli_rs": ModelClass("bernoulli_rs", "y ~ x + (x|g)", _SLOPE, _one_factor(), family="bernoulli"),
     "poisson_rs": ModelClass("poisson_rs", "y ~ x + (x|g)", _SLOPE, _one_factor(), family="poisson"),
 }  # fmt: skip
