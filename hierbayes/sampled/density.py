@@ -10,7 +10,10 @@ group: z_j (non-centred, r_j = Lambda z_j, z_j ~ N(0, I)) or the group's coeffic
 a_j = b_T + r_j (centred around the fixed effects b_T of the block's terms, 0 for a term
 with none: r_j = a_j - b_T ~ N(0, Lambda Lambda')), Lambda = diag(sd) L. Centring around
 b_T keeps the intercept from trading off against the mean of the group effects (Gelfand,
-Sahu & Carlin 1995), which the diagonal mass matrix of a large model cannot follow.
+Sahu & Carlin 1995), which the diagonal mass matrix of a large model cannot follow. A term
+is centred around its fixed effect in one block only, the one with the most groups, and only
+if that block is centred and sampled (with crossed factors, two shifted blocks would both
+trade off against it); other centred blocks sample r_j itself.
 
     eta_i = offset_i + X_i b + sum over blocks k of Z_ik r_k[g_k(i)]
     log p = sum_i log p(y_i | eta_i, theta) + log p(group effects | Lambda) + log prior
@@ -440,12 +443,14 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         start.append(_theta_start(param.name, design))
         jitter.append(1.0 if param.name == names.SIGMA else 0.5)
     n_small = len(labels)
-    term_cols = [terms.index(t) if t in terms else -1 for block in blocks for t in block.terms]
+    shifted = _shifted_terms(design, blocks, parameterization, integrated_names)
+    term_cols = [terms.index(t) if (block.name, t) in shifted else -1 for block in blocks for t in block.terms]
     fixed_start = {"(Intercept)": loc}  # b at the start point (slopes 0)
     for block, (n_groups, _, centred) in list(zip(blocks, [] if laplace else group_rows))[len(integrated):]:
         for level in design.factors[block.group].levels:
-            labels += [f"{'a' if centred else 'z'}_{block.name}[{level},{term}]" for term in block.terms]
-        at_start = [fixed_start.get(t, 0.0) if centred else 0.0 for t in block.terms]
+            labels += [f"{'a' if (block.name, term) in shifted else 'r' if centred else 'z'}_{block.name}[{level},{term}]"
+                       for term in block.terms]  # fmt: skip
+        at_start = [fixed_start.get(t, 0.0) if (block.name, t) in shifted else 0.0 for t in block.terms]
         start += at_start * n_groups
         jitter += [0.1 * s_link if centred else 1.0] * (n_groups * block.size)
 
@@ -470,6 +475,23 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
                         tuple(blocks), family.param_names, priors_packable(priors), laplace, len(integrated))  # fmt: skip
+
+
+def _shifted_terms(design, blocks, parameterization, integrated=frozenset()) -> set:
+    """(block, term) pairs whose centred effects are sampled around the term's fixed effect:
+    per fixed-effect term, the block with the most groups only, if it is centred and not
+    integrated out (two shifted blocks on crossed factors would both trade off against the
+    same fixed effect; beside an integrated factor, shifting cut the intercept's ESS 2.5x)."""
+    shifted, claimed = set(), set()
+    for block in sorted(blocks, key=lambda b: -design.factors[b.group].n_levels):
+        if block.name in integrated or parameterization.get(block.name) != "centered":
+            claimed.update(block.terms)
+            continue
+        for term in block.terms:
+            if term in design.fixed_terms and term not in claimed:
+                shifted.add((block.name, term))
+                claimed.add(term)
+    return shifted
 
 
 def _cross_products(Z, codes, n_groups) -> np.ndarray:
