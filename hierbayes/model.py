@@ -94,13 +94,13 @@ def make_model(design: Design, priors: Priors | dict | None = None, method: str 
     if method == "laplace":
         integrated, sampled = (design.blocks[0].group,), ()
     packed = None
-    # correlated blocks can be centred where nutpie runs the packed model
-    chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=priors_packable(priors))
+    packable = priors_packable(priors)  # correlated blocks can be centred where nutpie runs the packed model
+    chosen = choose_parameterization(design, parameterization, sampled, correlated_centred=packable)
     if method == "marginal" and not sampled:
         packed = pack_model(design, priors)
     elif method in ("full", "laplace"):
         packed = pack_sampled(design, priors, chosen, laplace=method == "laplace")
-    elif priors_packable(priors):  # crossed factors: the largest integrated out, the others sampled
+    elif packable:  # crossed factors: the largest integrated out, the others sampled
         packed = pack_sampled(design, priors, chosen, integrated=tuple(integrated_blocks(design)))
     return Model(design, priors, method, integrated, chosen, packed)
 

@@ -204,13 +204,13 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
     c_j = Z_j'e_j. Adds the gradient in b, r and Lambda; returns (log-likelihood, d/dsigma).
     Per row, d/deta_i = (e_i - Z_i Lambda v_j) / sigma^2 (the residual after the group's
     conditional mean of its effects)."""
-    n, p, q, n_blocks, n_int = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
-    y_at, x_at, z_at, codes_at = int(buf[OFF_Y]), int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
-    starts, ztz = int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
-    start, size, at = _block_places(buf)
+    n, q, n_int = int(buf[H_ROWS]), int(buf[H_Q]), int(buf[H_NINT])
+    y_at, z_at, starts, ztz = int(buf[OFF_Y]), int(buf[OFF_ZROWS]), int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
+    start, size, _ = _block_places(buf)
     qi = start[n_int - 1] + size[n_int - 1]  # the integrated columns of Lambda
     J = int(buf[int(buf[OFF_GROUPS])])
     e = np.empty(n)
+    _linear_predictor(buf, b, r, e)
     cvec, w, v, Lv = np.zeros(qi), np.empty(qi), np.empty(qi), np.empty(qi)
     AL, M, L, Minv = np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi))
     lam_i, g_lam_i = lam[:qi, :qi], g_lam[:qi, :qi]
@@ -219,18 +219,11 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
     for j in range(J):
         first, last = int(buf[starts + j]), int(buf[starts + j + 1])
         cvec[:] = 0.0
-        for i in range(first, last):  # e = y - X b - the sampled blocks' Z r; c = Z_j'e
-            value = buf[y_at + i]
-            for k in range(p):
-                value -= buf[x_at + i * p + k] * b[k]
-            for blk in range(n_int, n_blocks):
-                base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
-                for a in range(size[blk]):
-                    value -= buf[z_at + i * q + start[blk] + a] * r[base + a]
-            e[i] = value
-            rtr += value * value
+        for i in range(first, last):  # e = y - eta; c = Z_j'e
+            e[i] = buf[y_at + i] - e[i]
+            rtr += e[i] * e[i]
             for a in range(qi):
-                cvec[a] += buf[z_at + i * q + a] * value
+                cvec[a] += buf[z_at + i * q + a] * e[i]
         A = ztz + j * qi * qi
         if qi == 1:
             dl, dq, dt, dv, Lv[0], dg = woodbury_q1(buf[A], cvec[0], lam[0, 0], s2)
@@ -248,17 +241,12 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
         quad += dq
         trace += dt
         vtv += dv
-        for i in range(first, last):  # d log p / d eta_i = (e_i - Z_i Lambda v_j) / sigma^2, through to b and r
-            d = e[i]
+        for i in range(first, last):  # e_i becomes d log p / d eta_i = (e_i - Z_i Lambda v_j) / sigma^2
+            fitted = 0.0
             for a in range(qi):
-                d -= buf[z_at + i * q + a] * Lv[a]
-            d /= s2
-            for k in range(p):
-                g_b[k] += buf[x_at + i * p + k] * d
-            for blk in range(n_int, n_blocks):
-                base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
-                for a in range(size[blk]):
-                    g_r[base + a] += buf[z_at + i * q + start[blk] + a] * d
+                fitted += buf[z_at + i * q + a] * Lv[a]
+            e[i] = (e[i] - fitted) / s2
+    _back(buf, e, g_b, g_r)
     nq = n - J * qi
     resid = rtr - quad
     loglik = -0.5 * (n * math.log(2 * math.pi) + nq * math.log(s2) + logdet + resid / s2)
