@@ -48,6 +48,7 @@ from .. import names
 from ..marginal.density import STEP, initial_point, prior_row, unpack
 from ..marginal.kernels import woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
 from ..marginal.laplace import laplace_loglik
+from ..marginal.stats import largest_factor, sufficient_stats
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
     H_ROWS,
@@ -378,11 +379,13 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
     float64 buffer (``marginal.layout``'s header, the sampled model's sections). ``laplace``:
     the effects of the one grouping factor integrated out instead (``marginal.laplace``);
-    ``integrated``: the blocks of one factor of a Gaussian model whose effects are integrated
-    out exactly (put first), the others sampled."""
+    ``integrated``: the blocks of the factor with the most levels of a Gaussian model, whose
+    effects are integrated out exactly (put first), the others sampled."""
     family = design.family
     X, terms, y = design.X, design.fixed_terms, design.y
     n, p = X.shape
+    if integrated and {b.group for b in integrated} != {largest_factor(design)}:
+        raise ValueError("only the blocks of the factor with the most levels can be integrated out here")
     integrated_names = {b.name for b in integrated}
     blocks = [*integrated, *(b for b in design.blocks if b.name not in integrated_names)]
     outer = design.factors[blocks[0].group].codes if laplace or integrated else None  # the rows sorted by its groups
@@ -458,7 +461,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
         OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
-        OFF_ZTZ: _cross_products(Z[:, : sum(b.size for b in integrated)], outer, group_rows[0][0]) if integrated else (),
+        OFF_ZTZ: sufficient_stats(design).ZtZ if integrated else (),  # the largest factor's, as the draws read them
     }  # fmt: skip
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
@@ -480,13 +483,6 @@ def _shifted_terms(design, blocks, parameterization, integrated=frozenset()) -> 
                 shifted.add((block.name, term))
                 claimed.add(term)
     return shifted
-
-
-def _cross_products(Z, codes, n_groups) -> np.ndarray:
-    """Per group: Z_j'Z_j, (n_groups, q, q)."""
-    q = Z.shape[1]
-    return np.stack([np.bincount(codes, weights=Z[:, a] * Z[:, c], minlength=n_groups)
-                     for a in range(q) for c in range(q)], axis=1).reshape(n_groups, q, q)  # fmt: skip
 
 
 def _theta_start(name: str, design) -> float:
