@@ -56,7 +56,7 @@ from ..marginal.layout import (
     OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
-from .likelihood import FAMILY_CODES, LINK_CODES, constants, row_loglik
+from .likelihood import FAMILY_CODES, LINK_CODES, constants, loglik_rows
 
 __all__ = ["SampledModel", "pack_sampled", "priors_packable", "logp_and_grad", "expand", "effects_from_x"]
 
@@ -148,36 +148,100 @@ def _block_places(buf):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _linear_predictor(buf, b, r, eta):
-    """eta_i = offset_i + X_i b + the sampled blocks' Z_i r, for every row (the integrated
-    blocks, the first ``H_NINT``, left out)."""
-    n, p, q, n_blocks, first = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
+def _rows(buf):
+    """Views of the rows: offset, X (n x p), Z (n x q), the group codes (n x blocks), and
+    where each block's columns start in Z, its size, where its effects lie in r."""
+    n, p, q, n_blocks = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS])
     off_at, x_at, z_at, codes_at = int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
     start, size, at = _block_places(buf)
-    for i in range(n):
-        value = buf[off_at + i]
-        for k in range(p):
-            value += buf[x_at + i * p + k] * b[k]
-        for blk in range(first, n_blocks):
-            base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
-            for a in range(size[blk]):
-                value += buf[z_at + i * q + start[blk] + a] * r[base + a]
-        eta[i] = value
+    return (buf[off_at : off_at + n], buf[x_at : x_at + n * p].reshape((n, p)), buf[z_at : z_at + n * q].reshape((n, q)),
+            buf[codes_at : codes_at + n * n_blocks].reshape((n, n_blocks)), start, size, at)  # fmt: skip
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _linear_predictor(buf, b, r, eta):
+    """eta_i = offset_i + X_i b + the sampled blocks' Z_i r, for every row (the integrated
+    blocks, the first ``H_NINT``, left out). With none integrated the rows are sorted by the
+    first block's groups, so its effects are read once a group; the other blocks' through
+    each row's code. Blocks of one and two terms are written out (a loop of two costs more
+    than the arithmetic)."""
+    offset, X, Z, codes, start, size, at = _rows(buf)
+    n, p, n_blocks, first = X.shape[0], X.shape[1], codes.shape[1], int(buf[H_NINT])
+    lead = first == 0 and n_blocks > 0
+    s0, sz, a0 = (start[0], size[0], at[0]) if lead else (0, 0, 0)
+    starts = int(buf[OFF_STARTS])
+    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 1):
+        lo, hi = (int(buf[starts + j]), int(buf[starts + j + 1])) if lead else (0, n)
+        r0 = r[a0 + j * sz] if sz > 0 else 0.0
+        r1 = r[a0 + j * sz + 1] if sz > 1 else 0.0
+        for i in range(lo, hi):
+            value = offset[i]
+            for k in range(p):
+                value += X[i, k] * b[k]
+            if sz == 1:
+                value += Z[i, s0] * r0
+            elif sz == 2:
+                value += Z[i, s0] * r0 + Z[i, s0 + 1] * r1
+            else:
+                for c in range(sz):
+                    value += Z[i, s0 + c] * r[a0 + j * sz + c]
+            eta[i] = value
+    for blk in range(first + lead, n_blocks):
+        s1, sz1, a1 = start[blk], size[blk], at[blk]
+        for i in range(n):
+            base = a1 + int(codes[i, blk]) * sz1
+            if sz1 == 1:
+                eta[i] += Z[i, s1] * r[base]
+            elif sz1 == 2:
+                eta[i] += Z[i, s1] * r[base] + Z[i, s1 + 1] * r[base + 1]
+            else:
+                for c in range(sz1):
+                    eta[i] += Z[i, s1 + c] * r[base + c]
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _back(buf, d, g_b, g_r):
-    """Adds d log p / d eta (``d``, per row) through to b (X'd) and the sampled effects."""
-    n, p, q, n_blocks, first = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS]), int(buf[H_NINT])
-    x_at, z_at, codes_at = int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
-    start, size, at = _block_places(buf)
-    for i in range(n):
-        for k in range(p):
-            g_b[k] += buf[x_at + i * p + k] * d[i]
-        for blk in range(first, n_blocks):
-            base = at[blk] + int(buf[codes_at + i * n_blocks + blk]) * size[blk]
-            for a in range(size[blk]):
-                g_r[base + a] += buf[z_at + i * q + start[blk] + a] * d[i]
+    """Adds d log p / d eta (``d``, per row) through to b (X'd) and the sampled effects, in
+    the order of ``_linear_predictor`` (the first block's sums kept a group at a time)."""
+    offset, X, Z, codes, start, size, at = _rows(buf)
+    n, p, n_blocks, first = X.shape[0], X.shape[1], codes.shape[1], int(buf[H_NINT])
+    lead = first == 0 and n_blocks > 0
+    s0, sz, a0 = (start[0], size[0], at[0]) if lead else (0, 0, 0)
+    starts = int(buf[OFF_STARTS])
+    xd = np.zeros(p)
+    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 1):
+        lo, hi = (int(buf[starts + j]), int(buf[starts + j + 1])) if lead else (0, n)
+        g0 = g1 = 0.0
+        for i in range(lo, hi):
+            di = d[i]
+            for k in range(p):
+                xd[k] += X[i, k] * di
+            if sz == 1:
+                g0 += Z[i, s0] * di
+            elif sz == 2:
+                g0 += Z[i, s0] * di
+                g1 += Z[i, s0 + 1] * di
+            else:
+                for c in range(sz):
+                    g_r[a0 + j * sz + c] += Z[i, s0 + c] * di
+        if sz > 0 and sz <= 2:
+            g_r[a0 + j * sz] += g0
+        if sz == 2:
+            g_r[a0 + j * sz + 1] += g1
+    for k in range(p):
+        g_b[k] += xd[k]
+    for blk in range(first + lead, n_blocks):
+        s1, sz1, a1 = start[blk], size[blk], at[blk]
+        for i in range(n):
+            base = a1 + int(codes[i, blk]) * sz1
+            if sz1 == 1:
+                g_r[base] += Z[i, s1] * d[i]
+            elif sz1 == 2:
+                g_r[base] += Z[i, s1] * d[i]
+                g_r[base + 1] += Z[i, s1 + 1] * d[i]
+            else:
+                for c in range(sz1):
+                    g_r[base + c] += Z[i, s1 + c] * d[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -189,11 +253,9 @@ def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
     constants(family, theta, c)
     eta = np.empty(n)
     _linear_predictor(buf, b, r, eta)
-    total = 0.0
-    for i in range(n):
-        value, eta[i] = row_loglik(family, link, buf[y_at + i], buf[n_at + i], eta[i], theta, c, g_theta)
-        total += value
-    _back(buf, eta, g_b, g_r)
+    total = loglik_rows(family, link, buf[y_at : y_at + n], buf[n_at : n_at + n], eta, theta, c, g_theta)
+    if np.isfinite(total):
+        _back(buf, eta, g_b, g_r)
     return total
 
 
@@ -205,9 +267,10 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
     c_j = Z_j'e_j. Adds the gradient in b, r and Lambda; returns (log-likelihood, d/dsigma).
     Per row, d/deta_i = (e_i - Z_i Lambda v_j) / sigma^2 (the residual after the group's
     conditional mean of its effects)."""
-    n, q, n_int = int(buf[H_ROWS]), int(buf[H_Q]), int(buf[H_NINT])
-    y_at, z_at, starts, ztz = int(buf[OFF_Y]), int(buf[OFF_ZROWS]), int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
-    start, size, _ = _block_places(buf)
+    n, n_int = int(buf[H_ROWS]), int(buf[H_NINT])
+    y_at, starts, ztz = int(buf[OFF_Y]), int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
+    _, _, Z, _, start, size, _ = _rows(buf)
+    y = buf[y_at : y_at + n]
     qi = start[n_int - 1] + size[n_int - 1]  # the integrated columns of Lambda
     J = int(buf[int(buf[OFF_GROUPS])])
     e = np.empty(n)
@@ -220,11 +283,18 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
     for j in range(J):
         first, last = int(buf[starts + j]), int(buf[starts + j + 1])
         cvec[:] = 0.0
+        c0 = c1 = 0.0
         for i in range(first, last):  # e = y - eta; c = Z_j'e
-            e[i] = buf[y_at + i] - e[i]
+            e[i] = y[i] - e[i]
             rtr += e[i] * e[i]
-            for a in range(qi):
-                cvec[a] += buf[z_at + i * q + a] * e[i]
+            if qi <= 2:
+                c0 += Z[i, 0] * e[i]
+                c1 += Z[i, qi - 1] * e[i]
+            else:
+                for a in range(qi):
+                    cvec[a] += Z[i, a] * e[i]
+        if qi <= 2:
+            cvec[0], cvec[qi - 1] = c0, c1
         A = ztz + j * qi * qi
         if qi == 1:
             dl, dq, dt, dv, Lv[0], dg = woodbury_q1(buf[A], cvec[0], lam[0, 0], s2)
@@ -243,10 +313,15 @@ def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
         trace += dt
         vtv += dv
         for i in range(first, last):  # e_i becomes d log p / d eta_i = (e_i - Z_i Lambda v_j) / sigma^2
-            fitted = 0.0
-            for a in range(qi):
-                fitted += buf[z_at + i * q + a] * Lv[a]
-            e[i] = (e[i] - fitted) / s2
+            if qi == 1:
+                e[i] = (e[i] - Z[i, 0] * Lv[0]) / s2
+            elif qi == 2:
+                e[i] = (e[i] - Z[i, 0] * Lv[0] - Z[i, 1] * Lv[1]) / s2
+            else:
+                fitted = 0.0
+                for a in range(qi):
+                    fitted += Z[i, a] * Lv[a]
+                e[i] = (e[i] - fitted) / s2
     _back(buf, e, g_b, g_r)
     nq = n - J * qi
     resid = rtr - quad
@@ -388,8 +463,8 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         raise ValueError("only the blocks of the factor with the most levels can be integrated out here")
     integrated_names = {b.name for b in integrated}
     blocks = [*integrated, *(b for b in design.blocks if b.name not in integrated_names)]
-    outer = design.factors[blocks[0].group].codes if laplace or integrated else None  # the rows sorted by its groups
-    order = np.argsort(outer, kind="stable") if outer is not None else np.arange(n)
+    outer = design.factors[blocks[0].group].codes if blocks else np.zeros(n, dtype=int)  # the rows sorted by its groups
+    order = np.argsort(outer, kind="stable")
     q = sum(b.size for b in blocks)
     has_int = int(design.has_intercept)
     int_col = terms.index("(Intercept)") if has_int else -1
@@ -456,7 +531,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     trials = design.trials if design.trials is not None else np.ones(n)
     offset = design.offset if design.offset is not None else np.zeros(n)
-    starts = np.concatenate([[0], np.cumsum(np.bincount(outer, minlength=group_rows[0][0]))]) if laplace or integrated else ()
+    starts = np.concatenate([[0], np.cumsum(np.bincount(outer, minlength=group_rows[0][0] if blocks else 1))])
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_SCALES: scales,
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
