@@ -29,7 +29,8 @@ def data():
 
 
 CASES = [("yb ~ x + (x | g)", "bernoulli"), ("cbind(ys, trials - ys) ~ x + (x || g)", None),
-         ("yc ~ x + offset(log(e)) + (x | g)", "poisson"), ("yc ~ x + (1 | g)", "negativebinomial")]  # fmt: skip
+         ("yc ~ x + offset(log(e)) + (x | g)", "poisson"), ("yc ~ x + (1 | g)", "negativebinomial"),
+         ("yc ~ x + (x | g)", "negativebinomial"), ("yb ~ x + h + (x + h | g)", "bernoulli")]  # fmt: skip
 
 
 @pytest.mark.parametrize("formula,family", CASES)
