@@ -156,7 +156,7 @@ def draw_laplace_effects(design, posterior: xr.Dataset, packed, random_seed=None
                      + [np.zeros(lam.shape[0])], axis=1)  # fmt: skip
     b = b.reshape(-1, b.shape[-1])
     effects = np.empty((len(b), J, q))
-    draw_laplace(b, lam, theta, packed.buffer, rng.standard_normal((len(b), J, q)), effects)
+    draw_laplace(b, lam, theta, packed.buffer, rng.standard_normal((len(b), J, q)), effects, shape[0])
     effects = effects.reshape(*shape, J, q)
     chain_draw = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
     out, start = {}, 0

@@ -257,29 +257,33 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     return total
 
 
-@numba.njit(cache=True, error_model="numpy")
-def draw_laplace(b, lam, theta, buf, normals, out):
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def draw_laplace(b, lam, theta, buf, normals, out, parts):
     """Group effects r_j = Lambda (u_j + R_j'^{-1} e_j), A_j = R_j R_j', for each draw s of
     (b, Lambda, theta): ``b`` (S, p), ``lam`` (S, q, q), ``theta`` (S, >= 1), ``normals`` and
-    ``out`` (S, J, q). Each group's Newton search starts from its mode at the draw before."""
+    ``out`` (S, J, q). The draws are cut into ``parts`` runs (the chains) drawn in parallel;
+    in each, a group's Newton search starts from its mode at the draw before."""
     q, n_theta, n = int(buf[H_Q]), int(buf[H_NTHETA]), int(buf[H_ROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
-    work = np.zeros((5, max(q, 7)))
-    modes, A, R, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros(q)
-    eta0, B, dw = np.empty(n), np.empty((n, q)), np.empty((n, 3))
-    for s in range(b.shape[0]):
-        phi = theta[s, 0] if n_theta > 0 else 0.0
-        _prepare(buf, b[s], lam[s], eta0, B)
-        for j in range(J):
-            u = modes[j]
-            _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, R, work, dw, s > 0)
-            for a in range(q - 1, -1, -1):  # x = R'^{-1} e
-                acc = normals[s, j, a]
-                for m in range(a + 1, q):
-                    acc -= R[m, a] * x[m]
-                x[a] = acc / R[a, a]
-            for a in range(q):
-                acc = 0.0
-                for k in range(a + 1):
-                    acc += lam[s, a, k] * (u[k] + x[k])
-                out[s, j, a] = acc
+    S = b.shape[0]
+    for part in numba.prange(parts):
+        work = np.zeros((5, max(q, 7)))
+        modes, A, R, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros(q)
+        eta0, B, dw = np.empty(n), np.empty((n, q)), np.empty((n, 3))
+        first = part * S // parts
+        for s in range(first, (part + 1) * S // parts):
+            phi = theta[s, 0] if n_theta > 0 else 0.0
+            _prepare(buf, b[s], lam[s], eta0, B)
+            for j in range(J):
+                u = modes[j]
+                _mode(buf, eta0, B, phi, int(buf[starts + j]), int(buf[starts + j + 1]), u, A, R, work, dw, s > first)
+                for a in range(q - 1, -1, -1):  # x = R'^{-1} e
+                    acc = normals[s, j, a]
+                    for m in range(a + 1, q):
+                        acc -= R[m, a] * x[m]
+                    x[a] = acc / R[a, a]
+                for a in range(q):
+                    acc = 0.0
+                    for k in range(a + 1):
+                        acc += lam[s, a, k] * (u[k] + x[k])
+                    out[s, j, a] = acc

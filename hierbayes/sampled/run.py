@@ -67,4 +67,4 @@ def warm_up() -> None:
         model.logp(model.initial_point(0))
         values = model.natural(model.start)
     draw_laplace(values["b"][None], values["Lambda"][None], np.zeros((1, 1)), model.buffer, np.zeros((1, 3, 2)),
-                 np.empty((1, 3, 2)))  # fmt: skip
+                 np.empty((1, 3, 2)), 1)  # fmt: skip
