@@ -12,7 +12,8 @@ these terms leaves out a whole group.
 log-likelihood draws with dims (chain, draw, group)). One factor: ``kernels.draw_effects``;
 two nested: ``nested.draw_nested_effects`` (the outer factor's effects with the inner ones
 integrated out, then the inner ones given them; log-likelihood per outer group); crossed:
-NumPy on chunks of draws, element-wise in q (``elementwise``).
+``sampled.crossed.draw_integrated``, or NumPy on chunks of draws, element-wise in q
+(``elementwise``), where PyMC sampled the model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import xarray as xr
 from scipy import sparse
 
 from .. import names
+from ..sampled.crossed import draw_integrated
 from ..summarize import block_cholesky
 from .elementwise import backward, cholesky, forward
 from .kernels import draw_effects
@@ -50,8 +52,9 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
     and each group's marginal log-likelihood log N(y_j | X_j beta, V_j) per draw.
 
     Returns ({``r_<block>``: draws}, log-likelihood draws with dims (chain, draw, group)).
-    One factor: the compiled kernel on ``packed``'s buffer; crossed factors (``packed`` None):
-    NumPy on chunks of draws, element-wise in q.
+    One factor: the compiled kernel on ``packed``'s buffer; crossed factors: the compiled
+    ``sampled.crossed.draw_integrated`` on the sampled model's rows, or, where PyMC sampled the
+    model (``packed`` None), NumPy on chunks of draws, element-wise in q.
     """
     rng = np.random.default_rng(random_seed)
     s = sufficient_stats(design)
@@ -65,27 +68,33 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
     XtX_j = s.XtX_j.reshape(J, -1)
     effects = np.empty((len(b), J, q))
     loglik = np.empty((len(b), J))
-    for start in range(0, len(b), chunk):
-        sl = slice(start, start + chunk)
-        if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics
-            z = rng.standard_normal((len(b[sl]), J, q))
-            draw_effects(b[sl], lam[sl], sigma[sl], z, packed.buffer, s.n_j, s.yty_j, s.Xty_j, XtX_j, effects[sl],
-                         loglik[sl])  # fmt: skip
-            continue
-        s2 = sigma[sl, None] ** 2  # (S, 1)
-        Ztr, rtr = residuals.cross_products(sl, s)  # (S, J, q), (S, J)
-        u = np.einsum("sjk,ska->sja", Ztr, lam[sl]) / s2[..., None]  # Lambda' Z'r / sigma^2
-        K = np.einsum("ska,sjkc->sjac", lam[sl], np.einsum("jkl,slc->sjkc", s.ZtZ, lam[sl])) / s2[..., None, None]
-        M = [[K[..., a, c] + (a == c) for c in range(q)] for a in range(q)]
-        L = cholesky(M)
-        # mean m = Mt^{-1} u: forward then backward substitution; draw = m + L^{-T} z
-        w = forward(L, [u[..., a] for a in range(q)])
-        logdet = 2 * sum(np.log(L[a][a]) for a in range(q))
-        loglik[sl] = -0.5 * (s.n_j[None] * np.log(2 * np.pi * s2) + logdet + rtr / s2 - sum(wa**2 for wa in w))
-        z = rng.standard_normal((*u.shape[:2], q))
-        eta = backward(L, [w[a] + z[..., a] for a in range(q)])
-        eta = np.stack(eta, axis=-1)  # (S, J, q)
-        effects[sl] = np.einsum("sac,sjc->sja", lam[sl], eta)
+    if getattr(packed, "n_integrated", 0):  # crossed, on the sampled model's packed rows: compiled
+        r = [posterior[names.effects(block)].transpose(*names.SAMPLE_DIMS, ...).values.reshape(len(b), -1)
+             for block in packed.sampled_blocks]  # fmt: skip
+        draw_integrated(packed.buffer, b, lam, sigma, np.concatenate(r, axis=1), rng.standard_normal((len(b), J, q)),
+                        effects, loglik)  # fmt: skip
+    else:
+        for start in range(0, len(b), chunk):
+            sl = slice(start, start + chunk)
+            if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics
+                z = rng.standard_normal((len(b[sl]), J, q))
+                draw_effects(b[sl], lam[sl], sigma[sl], z, packed.buffer, s.n_j, s.yty_j, s.Xty_j, XtX_j, effects[sl],
+                             loglik[sl])  # fmt: skip
+                continue
+            s2 = sigma[sl, None] ** 2  # (S, 1)
+            Ztr, rtr = residuals.cross_products(sl, s)  # (S, J, q), (S, J)
+            u = np.einsum("sjk,ska->sja", Ztr, lam[sl]) / s2[..., None]  # Lambda' Z'r / sigma^2
+            K = np.einsum("ska,sjkc->sjac", lam[sl], np.einsum("jkl,slc->sjkc", s.ZtZ, lam[sl])) / s2[..., None, None]
+            M = [[K[..., a, c] + (a == c) for c in range(q)] for a in range(q)]
+            L = cholesky(M)
+            # mean m = Mt^{-1} u: forward then backward substitution; draw = m + L^{-T} z
+            w = forward(L, [u[..., a] for a in range(q)])
+            logdet = 2 * sum(np.log(L[a][a]) for a in range(q))
+            loglik[sl] = -0.5 * (s.n_j[None] * np.log(2 * np.pi * s2) + logdet + rtr / s2 - sum(wa**2 for wa in w))
+            z = rng.standard_normal((*u.shape[:2], q))
+            eta = backward(L, [w[a] + z[..., a] for a in range(q)])
+            eta = np.stack(eta, axis=-1)  # (S, J, q)
+            effects[sl] = np.einsum("sac,sjc->sja", lam[sl], eta)
     effects = effects.reshape(*shape, J, q)
     factor = largest_factor(design)
     levels = list(design.factors[factor].levels)

@@ -196,8 +196,7 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     """The Laplace log-likelihood at (b, Lambda, theta), up to terms free of the parameters;
     its gradient added into g_b, g_lam (every entry) and g_theta (see the module docstring)."""
     p, q, n_theta = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA])
-    family = int(buf[H_FAMILY])
-    y_at, n_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_TRIALS]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    y_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     phi = theta[0] if n_theta > 0 else 0.0
     work = np.zeros((5, max(q, 7)))

@@ -27,10 +27,7 @@ Lambda, theta) and their priors is differentiated by complex step, as in the mar
 
 Crossed factors of a Gaussian model (identity link): the blocks of the factor with the most
 levels are integrated out exactly and come first in Lambda; only the others' effects are in
-x. With e = y - eta (eta without those blocks), per group j of that factor the likelihood is
-N(e_j | 0, sigma^2 I + Z_j G Z_j'), by the Woodbury steps of ``marginal.kernels``; its
-gradient in eta_i is (e_i - Z_i Lambda v_j) / sigma^2, which flows to b and the sampled
-effects as above.
+x (the likelihood in ``crossed``). The row loops are ``rows``'.
 
 ``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``; nutpie calls
 ``logp_and_grad`` and ``expand`` through the C callbacks of ``hierbayes.packed``.
@@ -38,7 +35,6 @@ effects as above.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numba
@@ -46,7 +42,6 @@ import numpy as np
 
 from .. import names
 from ..marginal.density import STEP, initial_point, prior_row, unpack
-from ..marginal.kernels import woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
 from ..marginal.laplace import laplace_loglik
 from ..marginal.stats import largest_factor, sufficient_stats
 from ..marginal.layout import (
@@ -56,7 +51,9 @@ from ..marginal.layout import (
     OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
+from .crossed import integrated_likelihood
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, loglik_rows
+from .rows import back, linear_predictor
 
 __all__ = ["SampledModel", "pack_sampled", "priors_packable", "logp_and_grad", "expand", "effects_from_x"]
 
@@ -137,114 +134,6 @@ def _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _block_places(buf):
-    """Per block: its first column in Lambda, its size, where its effects lie in r."""
-    n_blocks, blocks, groups = int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS]), int(buf[OFF_GROUPS])
-    start, size, at = np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64), np.empty(n_blocks, np.int64)
-    for blk in range(n_blocks):
-        start[blk], size[blk] = int(buf[blocks + 4 * blk]), int(buf[blocks + 4 * blk + 1])
-        at[blk] = int(buf[groups + 3 * blk + 1])
-    return start, size, at
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _rows(buf):
-    """Views of the rows: offset, X (n x p), Z (n x q), the group codes (n x blocks), and
-    where each block's columns start in Z, its size, where its effects lie in r."""
-    n, p, q, n_blocks = int(buf[H_ROWS]), int(buf[H_P]), int(buf[H_Q]), int(buf[H_NBLOCKS])
-    off_at, x_at, z_at, codes_at = int(buf[OFF_OFFSET]), int(buf[OFF_X]), int(buf[OFF_ZROWS]), int(buf[OFF_CODES])
-    start, size, at = _block_places(buf)
-    return (buf[off_at : off_at + n], buf[x_at : x_at + n * p].reshape((n, p)), buf[z_at : z_at + n * q].reshape((n, q)),
-            buf[codes_at : codes_at + n * n_blocks].reshape((n, n_blocks)), start, size, at)  # fmt: skip
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _linear_predictor(buf, b, r, eta):
-    """eta_i = offset_i + X_i b + the sampled blocks' Z_i r, for every row (the integrated
-    blocks, the first ``H_NINT``, left out). With none integrated the rows are sorted by the
-    first block's groups, so its effects are read once a group; the other blocks' through
-    each row's code. Blocks of one and two terms are written out (a loop of two costs more
-    than the arithmetic)."""
-    offset, X, Z, codes, start, size, at = _rows(buf)
-    n, p, n_blocks, first = X.shape[0], X.shape[1], codes.shape[1], int(buf[H_NINT])
-    lead = first == 0 and n_blocks > 0
-    s0, sz, a0 = (start[0], size[0], at[0]) if lead else (0, 0, 0)
-    starts = int(buf[OFF_STARTS])
-    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 1):
-        lo, hi = (int(buf[starts + j]), int(buf[starts + j + 1])) if lead else (0, n)
-        r0 = r[a0 + j * sz] if sz > 0 else 0.0
-        r1 = r[a0 + j * sz + 1] if sz > 1 else 0.0
-        for i in range(lo, hi):
-            value = offset[i]
-            for k in range(p):
-                value += X[i, k] * b[k]
-            if sz == 1:
-                value += Z[i, s0] * r0
-            elif sz == 2:
-                value += Z[i, s0] * r0 + Z[i, s0 + 1] * r1
-            else:
-                for c in range(sz):
-                    value += Z[i, s0 + c] * r[a0 + j * sz + c]
-            eta[i] = value
-    for blk in range(first + lead, n_blocks):
-        s1, sz1, a1 = start[blk], size[blk], at[blk]
-        for i in range(n):
-            base = a1 + int(codes[i, blk]) * sz1
-            if sz1 == 1:
-                eta[i] += Z[i, s1] * r[base]
-            elif sz1 == 2:
-                eta[i] += Z[i, s1] * r[base] + Z[i, s1 + 1] * r[base + 1]
-            else:
-                for c in range(sz1):
-                    eta[i] += Z[i, s1 + c] * r[base + c]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _back(buf, d, g_b, g_r):
-    """Adds d log p / d eta (``d``, per row) through to b (X'd) and the sampled effects, in
-    the order of ``_linear_predictor`` (the first block's sums kept a group at a time)."""
-    offset, X, Z, codes, start, size, at = _rows(buf)
-    n, p, n_blocks, first = X.shape[0], X.shape[1], codes.shape[1], int(buf[H_NINT])
-    lead = first == 0 and n_blocks > 0
-    s0, sz, a0 = (start[0], size[0], at[0]) if lead else (0, 0, 0)
-    starts = int(buf[OFF_STARTS])
-    xd = np.zeros(p)
-    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 1):
-        lo, hi = (int(buf[starts + j]), int(buf[starts + j + 1])) if lead else (0, n)
-        g0 = g1 = 0.0
-        for i in range(lo, hi):
-            di = d[i]
-            for k in range(p):
-                xd[k] += X[i, k] * di
-            if sz == 1:
-                g0 += Z[i, s0] * di
-            elif sz == 2:
-                g0 += Z[i, s0] * di
-                g1 += Z[i, s0 + 1] * di
-            else:
-                for c in range(sz):
-                    g_r[a0 + j * sz + c] += Z[i, s0 + c] * di
-        if sz > 0 and sz <= 2:
-            g_r[a0 + j * sz] += g0
-        if sz == 2:
-            g_r[a0 + j * sz + 1] += g1
-    for k in range(p):
-        g_b[k] += xd[k]
-    for blk in range(first + lead, n_blocks):
-        s1, sz1, a1 = start[blk], size[blk], at[blk]
-        for i in range(n):
-            base = a1 + int(codes[i, blk]) * sz1
-            if sz1 == 1:
-                g_r[base] += Z[i, s1] * d[i]
-            elif sz1 == 2:
-                g_r[base] += Z[i, s1] * d[i]
-                g_r[base + 1] += Z[i, s1 + 1] * d[i]
-            else:
-                for c in range(sz1):
-                    g_r[base + c] += Z[i, s1 + c] * d[i]
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
     """sum_i log p(y_i | eta_i, theta), with its gradient in b, r and theta (added in)."""
     n, family, link = int(buf[H_ROWS]), int(buf[H_FAMILY]), int(buf[H_LINK])
@@ -252,82 +141,11 @@ def _likelihood(buf, b, r, theta, g_b, g_r, g_theta):
     c = np.zeros(3)
     constants(family, theta, c)
     eta = np.empty(n)
-    _linear_predictor(buf, b, r, eta)
+    linear_predictor(buf, b, r, eta)
     total = loglik_rows(family, link, buf[y_at : y_at + n], buf[n_at : n_at + n], eta, theta, c, g_theta)
     if np.isfinite(total):
-        _back(buf, eta, g_b, g_r)
+        back(buf, eta, g_b, g_r)
     return total
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
-    """Gaussian, identity link, the leading ``H_NINT`` blocks' factor integrated out: sum over
-    its groups j of log N(e_j | 0, sigma^2 I + Z_j G Z_j') with e = y - eta (eta without those
-    blocks), by ``kernels.woodbury_system`` / ``woodbury_gradient`` on A_j = Z_j'Z_j and
-    c_j = Z_j'e_j. Adds the gradient in b, r and Lambda; returns (log-likelihood, d/dsigma).
-    Per row, d/deta_i = (e_i - Z_i Lambda v_j) / sigma^2 (the residual after the group's
-    conditional mean of its effects)."""
-    n, n_int = int(buf[H_ROWS]), int(buf[H_NINT])
-    y_at, starts, ztz = int(buf[OFF_Y]), int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
-    _, _, Z, _, start, size, _ = _rows(buf)
-    y = buf[y_at : y_at + n]
-    qi = start[n_int - 1] + size[n_int - 1]  # the integrated columns of Lambda
-    J = int(buf[int(buf[OFF_GROUPS])])
-    e = np.empty(n)
-    _linear_predictor(buf, b, r, e)
-    cvec, w, v, Lv = np.zeros(qi), np.empty(qi), np.empty(qi), np.empty(qi)
-    AL, M, L, Minv = np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi))
-    lam_i, g_lam_i = lam[:qi, :qi], g_lam[:qi, :qi]
-    s2 = sigma * sigma
-    logdet = quad = trace = vtv = rtr = 0.0
-    for j in range(J):
-        first, last = int(buf[starts + j]), int(buf[starts + j + 1])
-        cvec[:] = 0.0
-        c0 = c1 = 0.0
-        for i in range(first, last):  # e = y - eta; c = Z_j'e
-            e[i] = y[i] - e[i]
-            rtr += e[i] * e[i]
-            if qi <= 2:
-                c0 += Z[i, 0] * e[i]
-                c1 += Z[i, qi - 1] * e[i]
-            else:
-                for a in range(qi):
-                    cvec[a] += Z[i, a] * e[i]
-        if qi <= 2:
-            cvec[0], cvec[qi - 1] = c0, c1
-        A = ztz + j * qi * qi
-        if qi == 1:
-            dl, dq, dt, dv, Lv[0], dg = woodbury_q1(buf[A], cvec[0], lam[0, 0], s2)
-            g_lam[0, 0] += dg
-        elif qi == 2:
-            dl, dq, dt, dv, Lv[0], Lv[1], d00, d10, d11 = woodbury_q2(buf[A], buf[A + 1], buf[A + 3], cvec[0], cvec[1],
-                                                                      lam[0, 0], lam[1, 0], lam[1, 1], s2)  # fmt: skip
-            g_lam[0, 0] += d00
-            g_lam[1, 0] += d10
-            g_lam[1, 1] += d11
-        else:
-            dl = woodbury_system(buf, A, lam_i, s2, AL, M, L)
-            dq, dt, dv = woodbury_gradient(cvec, AL, L, lam_i, s2, Minv, w, v, Lv, g_lam_i)
-        logdet += dl
-        quad += dq
-        trace += dt
-        vtv += dv
-        for i in range(first, last):  # e_i becomes d log p / d eta_i = (e_i - Z_i Lambda v_j) / sigma^2
-            if qi == 1:
-                e[i] = (e[i] - Z[i, 0] * Lv[0]) / s2
-            elif qi == 2:
-                e[i] = (e[i] - Z[i, 0] * Lv[0] - Z[i, 1] * Lv[1]) / s2
-            else:
-                fitted = 0.0
-                for a in range(qi):
-                    fitted += Z[i, a] * Lv[a]
-                e[i] = (e[i] - fitted) / s2
-    _back(buf, e, g_b, g_r)
-    nq = n - J * qi
-    resid = rtr - quad
-    loglik = -0.5 * (n * math.log(2 * math.pi) + nq * math.log(s2) + logdet + resid / s2)
-    d_s2 = -0.5 * (nq / s2 + trace - resid / (s2 * s2) + vtv / s2)
-    return loglik, 2 * sigma * d_s2
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -349,7 +167,7 @@ def logp_and_grad(x, buf, grad):
         r = np.empty(n_r)
         effects_from_x(x, buf, lam, b, r)
         if buf[H_NINT] > 0:  # a crossed Gaussian model: one factor integrated out exactly
-            loglik, g_theta[0] = _integrated_likelihood(buf, b, r, theta[0], lam, g_b, g_r, g_lam)
+            loglik, g_theta[0] = integrated_likelihood(buf, b, r, theta[0], lam, g_b, g_r, g_lam)
         else:
             loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
         lp_groups = _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad) if np.isfinite(loglik) else 0.0
