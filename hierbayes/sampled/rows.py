@@ -93,14 +93,16 @@ def back(buf, d, g_b, g_r):
     lead = first == 0 and n_blocks > 0
     s0, sz, a0 = (start[0], size[0], at[0]) if lead else (0, 0, 0)
     starts = int(buf[OFF_STARTS])
-    xd = np.zeros(p)
-    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 1):
-        lo, hi = (int(buf[starts + j]), int(buf[starts + j + 1])) if lead else (0, n)
+    for k in range(p):  # X'd a column at a time: the sum stays in a register
+        acc = 0.0
+        for i in range(n):
+            acc += X[i, k] * d[i]
+        g_b[k] += acc
+    for j in range(int(buf[int(buf[OFF_GROUPS])]) if lead else 0):
+        lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
         g0 = g1 = 0.0
         for i in range(lo, hi):
             di = d[i]
-            for k in range(p):
-                xd[k] += X[i, k] * di
             if sz == 1:
                 g0 += Z[i, s0] * di
             elif sz == 2:
@@ -113,8 +115,6 @@ def back(buf, d, g_b, g_r):
             g_r[a0 + j * sz] += g0
         if sz == 2:
             g_r[a0 + j * sz + 1] += g1
-    for k in range(p):
-        g_b[k] += xd[k]
     for blk in range(first + lead, n_blocks):
         s1, sz1, a1 = start[blk], size[blk], at[blk]
         for i in range(n):
