@@ -201,58 +201,67 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     phi = theta[0] if n_theta > 0 else 0.0
     work = np.zeros((5, max(q, 7)))
     u, A, R, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q)), np.empty((q, q))
-    dlog, v, cb = np.zeros(q), np.zeros(q), np.zeros(q)
+    dlog, v, S1, S3, T = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros((q, q))
     n = int(buf[H_ROWS])
-    eta0, B, dw = np.empty(n), np.empty((n, q)), np.empty((n, 3))
+    X, Z = buf[x_at : x_at + n * p].reshape((n, p)), buf[z_at : z_at + n * q].reshape((n, q))
+    eta0, B, dw, hv, ev = np.empty(n), np.empty((n, q)), np.empty((n, 3)), np.empty(n), np.empty(n)
     _prepare(buf, b, lam, eta0, B)
     total = _free_part(buf, phi, g_theta) if n_theta > 0 else 0.0
     for j in range(J):
         lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
-        F, log_det = _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw)
+        F, log_det = _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw)  # dw: the rows' d, W, W' at the mode
         C[:, :] = np.eye(q)
         chol_solve(R, C)  # C = A^{-1}
         total += F - 0.5 * log_det
+        dlog[:] = 0.0
+        for i in range(lo, hi):  # h_i = B_i' C B_i, and d log|A| / du
+            h = 0.0
+            for a in range(q):
+                acc = 0.0
+                for k in range(q):
+                    acc += C[a, k] * B[i, k]
+                h += B[i, a] * acc
+            hv[i] = h
+            for a in range(q):
+                dlog[a] += dw[i, 2] * h * B[i, a]
         for a in range(q):
-            dlog[a] = 0.0
-        for sweep in range(2):  # first d log|A| / du, then the gradient; the rows' d, W, W' from the mode
-            if sweep == 1:
-                for a in range(q):
-                    acc = 0.0
-                    for k in range(q):
-                        acc += C[a, k] * dlog[k]
-                    v[a] = acc
-            for i in range(lo, hi):
-                bi = B[i]
-                d, w, w1 = dw[i, 0], dw[i, 1], dw[i, 2]
-                h = 0.0
-                for a in range(q):
-                    acc = 0.0
-                    for k in range(q):
-                        acc += C[a, k] * bi[k]
-                    cb[a] = acc
-                    h += bi[a] * acc
-                if sweep == 0:
-                    for a in range(q):
-                        dlog[a] += w1 * h * bi[a]
-                    continue
-                s = 0.0
-                for a in range(q):
-                    s += v[a] * bi[a]
-                e = d - 0.5 * w1 * h + 0.5 * w * s
-                for k in range(p):
-                    g_b[k] += buf[x_at + i * p + k] * e
-                for a in range(q):
-                    za = buf[z_at + i * q + a]
-                    if za == 0.0:
-                        continue
-                    for k in range(q):
-                        g_lam[a, k] += za * (e * u[k] - w * cb[k] - 0.5 * v[k] * d)
-                if n_theta > 0:
-                    eta = eta0[i]
-                    for k in range(q):
-                        eta += bi[k] * u[k]
-                    d_value, d_d, d_w = _row_shape(buf[y_at + i], eta, phi)
-                    g_theta[0] += d_value - 0.5 * h * d_w - 0.5 * s * d_d
+            acc = 0.0
+            for k in range(q):
+                acc += C[a, k] * dlog[k]
+            v[a] = acc
+        S1[:] = 0.0
+        S3[:] = 0.0
+        T[:, :] = 0.0
+        for i in range(lo, hi):  # e_i, and the group's sums for d/dLambda: Z'e, Z'd, Z'W B
+            d, w, h = dw[i, 0], dw[i, 1], hv[i]
+            s = 0.0
+            for a in range(q):
+                s += v[a] * B[i, a]
+            e = d - 0.5 * dw[i, 2] * h + 0.5 * w * s
+            ev[i] = e
+            for a in range(q):
+                za = Z[i, a]
+                S1[a] += za * e
+                S3[a] += za * d
+                for m in range(q):
+                    T[a, m] += za * w * B[i, m]
+            if n_theta > 0:
+                eta = eta0[i]
+                for k in range(q):
+                    eta += B[i, k] * u[k]
+                d_value, d_d, d_w = _row_shape(buf[y_at + i], eta, phi)
+                g_theta[0] += d_value - 0.5 * h * d_w - 0.5 * s * d_d
+        for a in range(q):  # sum_i Z_ia (e_i u_k - W_i (C B_i)_k - v_k d_i / 2)
+            for k in range(q):
+                acc = 0.0
+                for m in range(q):
+                    acc += T[a, m] * C[k, m]
+                g_lam[a, k] += S1[a] * u[k] - acc - 0.5 * v[k] * S3[a]
+    for k in range(p):  # X'e a column at a time
+        acc = 0.0
+        for i in range(n):
+            acc += X[i, k] * ev[i]
+        g_b[k] += acc
     return total
 
 
