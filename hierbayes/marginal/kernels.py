@@ -85,18 +85,24 @@ def totals_residual(buf, b, Xtr):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _group_system(j, lam, s2, b, buf, c, AL, M, L):
-    """Group j's Woodbury system from the packed statistics: c = Z'y - Z'X b, then
-    ``woodbury_system``; returns log|M|. The one per-group step of the general-q log density
-    and of the exact draws."""
+def _group_c(j, b, buf, c):
+    """Group j's c = Z'y - Z'X b from the packed statistics."""
     p, q = int(buf[H_P]), int(buf[H_Q])
     ZtX, Zty = int(buf[OFF_ZTX]), int(buf[OFF_ZTY])
-    for a in range(q):  # c_j = Z'y - Z'X b
+    for a in range(q):
         s = buf[Zty + j * q + a]
         base = ZtX + (j * q + a) * p
         for k in range(p):
             s -= buf[base + k] * b[k]
         c[a] = s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _group_system(j, lam, s2, b, buf, c, AL, M, L):
+    """Group j's Woodbury system from the packed statistics: c = Z'y - Z'X b, then
+    ``woodbury_system``; returns log|M|. The per-group step of the general-q log density."""
+    q = int(buf[H_Q])
+    _group_c(j, b, buf, c)
     return woodbury_system(buf, int(buf[OFF_ZTZ]) + j * q * q, lam, s2, AL, M, L)
 
 
@@ -373,41 +379,47 @@ def lower_times(lam, start, x, out):
         out[a] = t
 
 
+@numba.njit(cache=True, error_model="numpy")
+def group_draw(A, at, c, rtr, n, lam, sigma, z, AL, M, L, w, eta, out):
+    """One group's exact draw and marginal log-likelihood from its Z'Z (q x q row-major in
+    ``A`` from ``at``), c = Z'r and r'r (r: its n rows' residuals without its own effects):
+    with M = sigma^2 I + Lambda'A Lambda = L L', out = Lambda (v + sigma L^{-T} z),
+    v = M^{-1} Lambda'c; returns log N(r | 0, sigma^2 I + Z Lambda Lambda' Z')."""
+    q = c.shape[0]
+    s2 = sigma * sigma
+    logdet = woodbury_system(A, at, lam, s2, AL, M, L)
+    quad = 0.0
+    for a in range(q):  # forward: L w = Lambda' c
+        t = 0.0
+        for m in range(a, q):
+            t += lam[m, a] * c[m]
+        for m in range(a):
+            t -= L[a, m] * w[m]
+        w[a] = t / L[a, a]
+        quad += w[a] * w[a]
+    for a in range(q - 1, -1, -1):  # backward: L' eta = w + sigma z
+        t = w[a] + sigma * z[a]
+        for m in range(a + 1, q):
+            t -= L[m, a] * eta[m]
+        eta[a] = t / L[a, a]
+    lower_times(lam, 0, eta, out)
+    return -0.5 * (n * math.log(2 * math.pi) + (n - q) * math.log(s2) + logdet + (rtr - quad) / s2)
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, loglik):
-    """For each draw s and group j: b_j = Lambda_s (v + sigma L^{-T} z_sj), with M = L L' and
-    v = M^{-1} Lambda' c_j (an exact draw of the group effects given the draw's parameters),
-    and the group's marginal log-likelihood (from its own y'y, X'y and X'X, flattened to
-    (J, p p)). Fills ``effects`` (S, J, q) and ``loglik`` (S, J)."""
+    """For each draw s and group j, ``group_draw`` from the packed statistics (the group's own
+    y'y, X'y and X'X, flattened to (J, p p), give r'r). Fills ``effects`` (S, J, q) and
+    ``loglik`` (S, J)."""
     S, J, q = z.shape
     p = b.shape[1]
+    ztz = int(buf[OFF_ZTZ])
     for s in numba.prange(S):  # draws in parallel
-        c = np.empty(q)
-        AL = np.empty((q, q))
-        M = np.empty((q, q))
-        L = np.empty((q, q))
-        w = np.empty(q)
-        eta = np.empty(q)
+        c, w, eta = np.empty(q), np.empty(q), np.empty(q)
+        AL, M, L = np.empty((q, q)), np.empty((q, q)), np.empty((q, q))
         Xtr = np.empty(p)
-        s2 = sigma[s] * sigma[s]
-        lm = lam[s]
         for j in range(J):
             rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j], b[s], Xtr)
-            logdet = _group_system(j, lm, s2, b[s], buf, c, AL, M, L)
-            quad = 0.0
-            for a in range(q):  # forward: L w = Lambda' c
-                t = 0.0
-                for m in range(a, q):
-                    t += lm[m, a] * c[m]
-                for m in range(a):
-                    t -= L[a, m] * w[m]
-                w[a] = t / L[a, a]
-                quad += w[a] * w[a]
-            loglik[s, j] = -0.5 * (n_j[j] * math.log(2 * math.pi) + (n_j[j] - q) * math.log(s2) + logdet
-                                   + (rtr - quad) / s2)  # fmt: skip
-            for a in range(q - 1, -1, -1):  # backward: L' eta = w + sigma z
-                t = w[a] + sigma[s] * z[s, j, a]
-                for m in range(a + 1, q):
-                    t -= L[m, a] * eta[m]
-                eta[a] = t / L[a, a]
-            lower_times(lm, 0, eta, effects[s, j])
+            _group_c(j, b[s], buf, c)
+            loglik[s, j] = group_draw(buf, ztz + j * q * q, c, rtr, n_j[j], lam[s], sigma[s], z[s, j], AL, M, L, w,
+                                      eta, effects[s, j])  # fmt: skip

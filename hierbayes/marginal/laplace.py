@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from ..sampled.likelihood import digamma
-from .kernels import chol_solve, cholesky
+from .kernels import chol_solve, cholesky, lower_times
 from .layout import (
     H_FAMILY, H_NTHETA, H_P, H_Q, H_ROWS, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
 )  # fmt: skip
@@ -290,8 +290,5 @@ def draw_laplace(b, lam, theta, buf, normals, out, parts):
                     for m in range(a + 1, q):
                         acc -= R[m, a] * x[m]
                     x[a] = acc / R[a, a]
-                for a in range(q):
-                    acc = 0.0
-                    for k in range(a + 1):
-                        acc += lam[s, a, k] * (u[k] + x[k])
-                    out[s, j, a] = acc
+                x += u
+                lower_times(lam[s], 0, x, out[s, j])

@@ -9,10 +9,9 @@ of the integrated factor, A_j = Z_j'Z_j, c_j = Z_j'e_j and G = Lambda Lambda':
 
 by the Woodbury steps of ``marginal.kernels``; its gradient in eta_i is
 (e_i - Z_i Lambda v_j) / sigma^2 with Lambda v_j the group's conditional mean of its effects.
-The conditional posterior of group j's effects, r_j = Lambda eta_j, is
-eta_j ~ N(M_j^{-1} u_j, M_j^{-1}) with M_j = I + Lambda'A_j Lambda / sigma^2 and
-u_j = Lambda'c_j / sigma^2; ``draw_integrated`` draws it and each group's log-likelihood
-log N(y_j | eta_j, V_j) = -(n_j log(2 pi sigma^2) + log|M_j| + e_j'e_j / sigma^2 - |L_j^{-1} u_j|^2) / 2.
+Afterwards ``draw_integrated`` draws group j's effects from their conditional posterior given
+each draw, and the group's log-likelihood, by the one-factor path's ``kernels.group_draw`` on
+c_j and e_j'e_j.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-from ..marginal.kernels import cholesky, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
+from ..marginal.kernels import group_draw, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
 from ..marginal.layout import H_NINT, H_ROWS, OFF_GROUPS, OFF_STARTS, OFF_Y, OFF_ZTZ
 from .rows import back, linear_predictor, row_views
 
@@ -105,7 +104,8 @@ def draw_integrated(buf, b, lam, sigma, r, z, effects, loglik):
     """For each posterior draw s (in parallel) of b (S, p), the integrated blocks' Lambda
     (S, qi, qi), sigma (S,) and the sampled effects r (S, as in x): the integrated factor's
     effects (S, J, qi) from their exact conditional posterior with standard normals z
-    (S, J, qi), and each group's log-likelihood (S, J) (see the module docstring)."""
+    (S, J, qi), and each group's log-likelihood (S, J), by ``kernels.group_draw`` on the
+    residuals of the rows without them."""
     n, n_int = int(buf[H_ROWS]), int(buf[H_NINT])
     y_at, starts, ztz = int(buf[OFF_Y]), int(buf[OFF_STARTS]), int(buf[OFF_ZTZ])
     _, _, Z, _, start, size, _ = row_views(buf)
@@ -115,9 +115,8 @@ def draw_integrated(buf, b, lam, sigma, r, z, effects, loglik):
     for s in numba.prange(b.shape[0]):
         e = np.empty(n)
         linear_predictor(buf, b[s], r[s], e)
-        c, u, w = np.empty(qi), np.empty(qi), np.empty(qi)
-        M, L = np.empty((qi, qi)), np.zeros((qi, qi))
-        lm, s2 = lam[s], sigma[s] * sigma[s]
+        c, w, eta = np.empty(qi), np.empty(qi), np.empty(qi)
+        AL, M, L = np.empty((qi, qi)), np.empty((qi, qi)), np.empty((qi, qi))
         for j in range(J):
             lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
             c[:] = 0.0
@@ -127,34 +126,5 @@ def draw_integrated(buf, b, lam, sigma, r, z, effects, loglik):
                 rtr += ei * ei
                 for a in range(qi):
                     c[a] += Z[i, a] * ei
-            A = buf[ztz + j * qi * qi : ztz + (j + 1) * qi * qi].reshape((qi, qi))
-            for a in range(qi):  # u = Lambda'c / sigma^2, M = I + Lambda'A Lambda / sigma^2
-                t = 0.0
-                for k in range(a, qi):
-                    t += lm[k, a] * c[k]
-                u[a] = t / s2
-                for m in range(qi):
-                    t = 0.0
-                    for k in range(a, qi):
-                        for l in range(m, qi):
-                            t += lm[k, a] * A[k, l] * lm[l, m]
-                    M[a, m] = t / s2 + (1.0 if a == m else 0.0)
-            logdet = cholesky(M, L)
-            quad = 0.0
-            for a in range(qi):  # w = L^{-1} u
-                t = u[a]
-                for k in range(a):
-                    t -= L[a, k] * w[k]
-                w[a] = t / L[a, a]
-                quad += w[a] * w[a]
-            loglik[s, j] = -0.5 * ((hi - lo) * math.log(2 * math.pi * s2) + logdet + rtr / s2 - quad)
-            for a in range(qi - 1, -1, -1):  # eta = L^{-T} (w + z), kept in u
-                t = w[a] + z[s, j, a]
-                for k in range(a + 1, qi):
-                    t -= L[k, a] * u[k]
-                u[a] = t / L[a, a]
-            for a in range(qi):
-                t = 0.0
-                for k in range(a + 1):
-                    t += lm[a, k] * u[k]
-                effects[s, j, a] = t
+            loglik[s, j] = group_draw(buf, ztz + j * qi * qi, c, rtr, hi - lo, lam[s], sigma[s], z[s, j], AL, M, L, w,
+                                      eta, effects[s, j])  # fmt: skip
