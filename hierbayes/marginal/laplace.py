@@ -159,7 +159,7 @@ def _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw, warm=False):
     at the mode, A = -Hessian there (lower triangle), R its Cholesky factor and ``dw`` the
     rows' (d, W, W') there; returns F and log|A| at the mode."""
     q = u.shape[0]
-    grad, u_prev = work[0], work[2]
+    grad, u_prev = work[0], work[1]
     step = np.zeros((q, 1))
     for a in range(q):
         if not warm:
@@ -199,7 +199,7 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     y_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     phi = theta[0] if n_theta > 0 else 0.0
-    work = np.zeros((5, max(q, 7)))
+    work = np.zeros((2, q))  # the Newton search's gradient and previous point
     u, A, R, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q)), np.empty((q, q))
     dlog, v, S1, S3, T = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros((q, q))
     n = int(buf[H_ROWS])
@@ -275,7 +275,7 @@ def draw_laplace(b, lam, theta, buf, normals, out, parts):
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     S = b.shape[0]
     for part in numba.prange(parts):
-        work = np.zeros((5, max(q, 7)))
+        work = np.zeros((2, q))  # the Newton search's gradient and previous point
         modes, A, R, x = np.zeros((J, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros(q)
         eta0, B, dw = np.empty(n), np.empty((n, q)), np.empty((n, 3))
         first = part * S // parts
