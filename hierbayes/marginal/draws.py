@@ -64,7 +64,6 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
     lam = lambda_draws(design, posterior)
     shape = b.shape[:2]
     b, sigma, lam = b.reshape(-1, b.shape[-1]), sigma.reshape(-1), lam.reshape(-1, q, q)
-    residuals = _Residuals(design, posterior, b)
     XtX_j = s.XtX_j.reshape(J, -1)
     effects = np.empty((len(b), J, q))
     loglik = np.empty((len(b), J))
@@ -74,6 +73,7 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
         draw_integrated(packed.buffer, b, lam, sigma, np.concatenate(r, axis=1), rng.standard_normal((len(b), J, q)),
                         effects, loglik)  # fmt: skip
     else:
+        residuals = _Residuals(design, posterior, b)
         for start in range(0, len(b), chunk):
             sl = slice(start, start + chunk)
             if not residuals.others:  # one grouping factor: compiled, from the sufficient statistics

@@ -31,7 +31,7 @@ import numpy as np
 from .layout import H_J, H_N, H_P, H_Q, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ
 
 __all__ = ["loglik_grad", "residual_ss", "totals_residual", "woodbury_system", "woodbury_gradient", "woodbury_q1",
-           "woodbury_q2", "cholesky", "chol_solve", "lower_times", "draw_effects"]
+           "woodbury_q2", "cholesky", "chol_solve", "lower_times", "group_draw", "draw_effects"]
 
 
 @numba.njit(cache=True, error_model="numpy")
