@@ -15,6 +15,7 @@ from .. import names
 from ..marginal.run import block_posterior
 from ..packed import run_packed
 from ..marginal.laplace import draw_laplace
+from .crossed import draw_integrated
 from .density import SampledModel, pack_sampled
 
 __all__ = ["run_sampled", "warm_up"]
@@ -51,8 +52,8 @@ def run_sampled(design, packed: SampledModel, *, draws, tune, chains, seed, targ
 
 
 def warm_up() -> None:
-    """Compile the sampled and Laplace kernels here, or load them from numba's disk cache
-    (``scripts/setup.sh`` runs this once after installing)."""
+    """Compile the sampled, Laplace and crossed kernels here, with the draws after sampling, or
+    load them from numba's disk cache (``scripts/setup.sh`` runs this once after installing)."""
     import numpy as np
     import pandas as pd
 
@@ -68,3 +69,9 @@ def warm_up() -> None:
         values = model.natural(model.start)
     draw_laplace(values["b"][None], values["Lambda"][None], np.zeros((1, 1)), model.buffer, np.zeros((1, 3, 2)),
                  np.empty((1, 3, 2)), 1)  # fmt: skip
+    data["y"], data["h"] = rng.normal(size=12), list("ab") * 6  # crossed: g integrated out, h sampled
+    design = make_design("y ~ x + (1 | g) + (1 | h)", data)
+    model = pack_sampled(design, make_priors(design), {}, integrated=design.blocks[:1])
+    values = model.natural(model.start)
+    draw_integrated(model.buffer, values["b"][None], values["Lambda"][None, :1, :1], np.ones(1), values["r"][None],
+                    np.zeros((1, 3, 1)), np.empty((1, 3, 1)), np.empty((1, 3)))  # fmt: skip
