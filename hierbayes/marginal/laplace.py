@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from ..sampled.likelihood import digamma
+from ..sampled.rows import row_views
 from .kernels import chol_solve, cholesky, lower_times
 from .layout import (
     H_FAMILY, H_NTHETA, H_P, H_Q, H_ROWS, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
@@ -196,14 +197,14 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     """The Laplace log-likelihood at (b, Lambda, theta), up to terms free of the parameters;
     its gradient added into g_b, g_lam (every entry) and g_theta (see the module docstring)."""
     p, q, n_theta = int(buf[H_P]), int(buf[H_Q]), int(buf[H_NTHETA])
-    y_at, x_at, z_at = int(buf[OFF_Y]), int(buf[OFF_X]), int(buf[OFF_ZROWS])
+    y_at = int(buf[OFF_Y])
     starts, J = int(buf[OFF_STARTS]), int(buf[int(buf[OFF_GROUPS])])
     phi = theta[0] if n_theta > 0 else 0.0
     work = np.zeros((2, q))  # the Newton search's gradient and previous point
     u, A, R, C = np.zeros(q), np.zeros((q, q)), np.zeros((q, q)), np.empty((q, q))
     dlog, v, S1, S3, T = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros((q, q))
     n = int(buf[H_ROWS])
-    X, Z = buf[x_at : x_at + n * p].reshape((n, p)), buf[z_at : z_at + n * q].reshape((n, q))
+    _, X, Z, _, _, _, _ = row_views(buf)
     eta0, B, dw, hv, ev = np.empty(n), np.empty((n, q)), np.empty((n, 3)), np.empty(n), np.empty(n)
     _prepare(buf, b, lam, eta0, B)
     total = _free_part(buf, phi, g_theta) if n_theta > 0 else 0.0
