@@ -232,7 +232,8 @@ def test_nested_log_likelihood_is_the_dense_normal_density_and_its_gradient_exac
 def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
     """A draw is m + T z (z the standard normals the kernel is given): with z = 0 it is the
     posterior mean of all group effects given the parameters, and T T' their posterior
-    covariance, both against the dense Gaussian (G^{-1} + Z'Z / sigma^2)^{-1}."""
+    covariance, both against the dense Gaussian (G^{-1} + Z'Z / sigma^2)^{-1}; the outer
+    groups' log-likelihoods the kernel returns sum to the whole marginal log-likelihood."""
     from hierbayes.marginal.nested import draw_nested_effects
     from hierbayes.marginal.stats import nested_stats
 
@@ -248,9 +249,11 @@ def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
         e_in, e_out, ll = np.empty((1, C, q1)), np.empty((1, S, q2)), np.empty((1, S))
         draw_nested_effects(b[None], lam[None], np.array([sigma]), z_in[None], z_out[None], packed.buffer, ns.n_s,
                             ns.yty_s, ns.Xty_s, ns.XtX_s.reshape(S, -1), e_in, e_out, ll)  # fmt: skip
+        draw.loglik = ll.sum()
         return np.concatenate([e_in.ravel(), e_out.ravel()])
 
     mean = draw(np.zeros((C, q1)), np.zeros((S, q2)))
+    assert draw.loglik == pytest.approx(packed.loglik(x), rel=1e-10)
     T = np.column_stack([draw(e[: C * q1].reshape(C, q1), e[C * q1 :].reshape(S, q2)) - mean
                          for e in np.eye(C * q1 + S * q2)])  # fmt: skip
     Z, G = _joint_Z_and_G(design, packed, lam)
