@@ -15,6 +15,7 @@ from .. import names
 from ..packed import run_packed
 from .density import PackedModel
 from .kernels import draw_effects
+from .nested import draw_nested_effects
 
 __all__ = ["run_nutpie", "block_posterior", "warm_up"]
 
@@ -67,13 +68,23 @@ def warm_up() -> None:
     from ..design import make_design
     from ..priors import make_priors
     from .density import pack_model
-    from .stats import sufficient_stats
+    from .stats import nested_stats, sufficient_stats
 
     rng = np.random.default_rng(0)
-    data = pd.DataFrame({"y": rng.normal(size=12), "x": rng.normal(size=12), "g": list("abc") * 4})
+    data = pd.DataFrame({"y": rng.normal(size=12), "x": rng.normal(size=12), "g": list("abc") * 4,
+                         "h": list("abcdef") * 2})  # fmt: skip
     design = make_design("y ~ x + (x | g)", data)
     packed = pack_model(design, make_priors(design))
+    packed.logp(packed.initial_point(0))  # called from Python before sampling: its own compile
     b, lam, sigma = packed.natural(packed.start)
     s = sufficient_stats(design)
     draw_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 3, 2)), packed.buffer, s.n_j, s.yty_j,
                  s.Xty_j, s.XtX_j.reshape(3, -1), np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip
+    design = make_design("y ~ x + (x | g) + (1 | g:h)", data)  # two nested factors
+    packed = pack_model(design, make_priors(design))
+    packed.logp(packed.initial_point(0))
+    b, lam, sigma = packed.natural(packed.start)
+    ns = nested_stats(design)
+    draw_nested_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 6, 1)), np.zeros((1, 3, 2)),
+                        packed.buffer, ns.n_s, ns.yty_s, ns.Xty_s, ns.XtX_s.reshape(3, -1), np.empty((1, 6, 1)),
+                        np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip
