@@ -323,3 +323,41 @@ def test_the_op_that_serves_pymc_has_the_kernels_gradient(formula):
     assert float(op(b, lam, sigma).eval()) == pytest.approx(packed.loglik(x), rel=1e-12)
     pytensor.gradient.verify_grad(lambda b_, l_, s_: op(b_, pytensor.tensor.tril(l_), s_), [b, lam, np.asarray(sigma)],
                                   rng=np.random.default_rng(5), abs_tol=1e-5, rel_tol=1e-5)  # fmt: skip
+
+
+_NO_NEW_COMPILE = """
+import numba, numpy as np, pandas as pd, hierbayes as hb
+from hierbayes import marginal, sampled
+from hierbayes.marginal import run as mrun
+from hierbayes.sampled import run as srun
+mrun.warm_up(); srun.warm_up()
+mods = [m for pkg in (marginal, sampled) for m in vars(pkg).values() if type(m).__name__ == "module"]
+def signatures():
+    return {f"{m.__name__}.{k}": len(v.signatures) for m in mods for k, v in vars(m).items()
+            if isinstance(v, numba.core.registry.CPUDispatcher)}
+before = signatures()
+rng = np.random.default_rng(1)
+d = pd.DataFrame({"x": rng.normal(size=300), "g": rng.integers(0, 10, 300).astype(str),
+                  "h": rng.integers(0, 3, 300).astype(str)})
+d["y"] = d["x"] + rng.normal(size=300)
+d["k"] = rng.integers(0, 2, 300)
+kw = dict(random_seed=1, progressbar=False, draws=50, tune=50, chains=2)
+for formula, family in [("y ~ x + (x | g)", "gaussian"), ("y ~ x + (1 | g/h)", "gaussian"),
+                        ("y ~ x + (1 | g) + (1 | h)", "gaussian"), ("k ~ x + (x | g)", "bernoulli")]:
+    hb.fit(formula, d, family=family, **kw).summary()
+after = signatures()
+print(sorted(k for k in after if after[k] != before.get(k)))
+"""
+
+
+def test_fits_after_warm_up_compile_nothing_more():
+    """``scripts/setup.sh`` runs the ``warm_up``s so that a user's first fit does not wait
+    about 20 s for numba: every kernel a one-factor, nested, crossed or GLMM fit calls must
+    already have the signature it is called with (a new one would be compiled, or loaded
+    from the cache only where this machine happened to compile it before)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_NEW_COMPILE], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
