@@ -27,9 +27,10 @@ import numpy as np
 from .. import names
 from .kernels import loglik_grad
 from .layout import (
-    H_HASINT, H_INTCOL, H_J, H_N, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q, H_Q1,
-    H_YTY,
-    HEADER, OFF_BLOCKS, OFF_MEANS, OFF_N_C, OFF_OUTER_OF, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTX, OFF_UTY,
+    H_HASINT, H_INTCOL, H_J, H_N, H_NA, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q,
+    H_Q1, H_YTY,
+    HEADER, OFF_A_COUNTS, OFF_A_INDEX, OFF_A_VALUES, OFF_BLOCKS, OFF_BY_OUTER, OFF_MEANS, OFF_N_C, OFF_OUTER_OF,
+    OFF_OUTER_START, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S,
     OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS, assemble,
 )  # fmt: skip
 from .nested import nested_loglik, nested_q1_loglik_grad
@@ -361,9 +362,14 @@ def pack_model(design, priors) -> PackedModel:
     }  # fmt: skip
     if nested:
         ns = nested_stats(design)
-        header[[H_NESTED, H_Q1, H_NOUTER]] = [1, s.Zty.shape[1], len(ns.n_s)]
+        q1 = s.Zty.shape[1]
+        values, index, counts = np.unique(s.ZtZ.reshape(J, -1)[:, 0], return_inverse=True, return_counts=True)
+        header[[H_NESTED, H_Q1, H_NOUTER, H_NA]] = [1, q1, len(ns.n_s), len(values) if q1 == 1 else 0]
         sections.update({OFF_OUTER_OF: ns.outer_of, OFF_N_C: s.n_j, OFF_ZTU: ns.ZtU, OFF_UTU: ns.UtU,
-                         OFF_UTX: ns.UtX, OFF_UTY: ns.Uty})  # fmt: skip
+                         OFF_UTX: ns.UtX, OFF_UTY: ns.Uty, OFF_UTU_S: ns.UtU_s, OFF_UTX_S: ns.UtX_s,
+                         OFF_UTY_S: ns.Uty_s, OFF_BY_OUTER: ns.by_outer, OFF_OUTER_START: ns.outer_start})  # fmt: skip
+        if q1 == 1:
+            sections.update({OFF_A_VALUES: values, OFF_A_COUNTS: counts, OFF_A_INDEX: index})
     buffer = assemble(header, sections, SECTIONS)
     start_x, jitter = _start(design, blocks, slopes, int_col, means, len(ordered))
     return PackedModel(buffer, tuple(ordered), start_x, jitter, p, q, tuple(blocks),

@@ -8,7 +8,11 @@ its header. Header slot k holds a scalar (``H_*``) or the offset of a section (`
 Sections: the blocks (start, size, correlated, LKJ eta per block), the prior table (code and
 three parameters per scalar parameter), the slope columns and their means, X'X and X'y; per
 group of the factor with the most levels Z'Z, Z'X and Z'y; with two nested factors, per inner
-group its outer group, n_c, Z'U, U'U, U'X and U'y (U: the outer factor's columns).
+group its outer group, n_c, Z'U, U'U, U'X and U'y (U: the outer factor's columns), per outer
+group U'U, U'X and U'y, the inner groups listed by outer group (``OFF_BY_OUTER``, with each
+outer group's first place in that list in ``OFF_OUTER_START``), and with one inner effect the
+``H_NA`` distinct values of Z'Z (``OFF_A_VALUES``), how many inner groups have each, and which
+one each inner group has (``OFF_A_INDEX``): class sizes repeat, so log m_c needs few logs.
 
 The sampled model (``hierbayes.sampled``: group effects sampled, any family) shares the header's
 first part (fixed effects, blocks, priors: what ``density.unpack`` reads) and adds its rows:
@@ -50,12 +54,14 @@ PRIOR_CODES = {
     OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY,
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
     OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
-    H_NINT, HEADER,
-) = range(47)  # fmt: skip
+    H_NINT, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER, OFF_OUTER_START, H_NA, OFF_A_VALUES, OFF_A_COUNTS,
+    OFF_A_INDEX, HEADER,
+) = range(56)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
-            OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY)  # fmt: skip
+            OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER,
+            OFF_OUTER_START, OFF_A_VALUES, OFF_A_COUNTS, OFF_A_INDEX)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
                     OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS, OFF_ZTZ)  # fmt: skip
 

@@ -71,7 +71,8 @@ def nested_factors(design) -> tuple[str, str] | None:
 @dataclass(frozen=True)
 class NestedStats:
     """Two nested factors (Z: the inner factor's columns, U: the outer factor's): per inner
-    group c its outer group, Z'U, U'U, U'X, U'y; per outer group s: n, y'y, X'y, X'X. The
+    group c its outer group, Z'U, U'U, U'X, U'y; per outer group s: n, y'y, X'y, X'X, U'U,
+    U'X, U'y, and its inner groups (``by_outer[outer_start[s]:outer_start[s + 1]]``). The
     inner groups' Z'Z, Z'X, Z'y are ``SufficientStats``'s (the inner factor has more levels)."""
 
     outer_of: np.ndarray
@@ -83,6 +84,11 @@ class NestedStats:
     yty_s: np.ndarray
     Xty_s: np.ndarray
     XtX_s: np.ndarray
+    UtU_s: np.ndarray
+    UtX_s: np.ndarray
+    Uty_s: np.ndarray
+    by_outer: np.ndarray  # the inner groups sorted by outer group (stable)
+    outer_start: np.ndarray  # where each outer group's inner groups start in by_outer, and C
 
 
 def nested_stats(design) -> NestedStats:
@@ -108,7 +114,9 @@ def nested_stats(design) -> NestedStats:
         outer_of=outer_of, ZtU=cross(Z, U, codes, C), UtU=cross(U, U, codes, C), UtX=cross(U, X, codes, C),
         Uty=cross(U, y1, codes, C)[..., 0], n_s=np.bincount(outer_codes, minlength=S).astype(float),
         yty_s=np.bincount(outer_codes, weights=y * y, minlength=S), Xty_s=cross(X, y1, outer_codes, S)[..., 0],
-        XtX_s=cross(X, X, outer_codes, S),
+        XtX_s=cross(X, X, outer_codes, S), UtU_s=cross(U, U, outer_codes, S), UtX_s=cross(U, X, outer_codes, S),
+        Uty_s=cross(U, y1, outer_codes, S)[..., 0], by_outer=np.argsort(outer_of, kind="stable"),
+        outer_start=np.concatenate([[0], np.cumsum(np.bincount(outer_of, minlength=S))]),
     )  # fmt: skip
 
 
