@@ -102,31 +102,6 @@ def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
     return logdet, wMw
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _class_q1(c, b, l1, s2, buf, L, v, V, u_s, B_s):
-    """``_inner_group`` written out for one inner effect (M_c the scalar m = sigma^2 + l1^2 Z'Z;
-    six times faster in the draws): fills L = sqrt(m), v = l1 Z'r / m, V = l1 Z'U / m, adds to
-    u_s and B_s, and returns the same pair."""
-    p, q2 = int(buf[H_P]), int(buf[H_Q]) - 1
-    _, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
-    zr = buf[Zy + c]
-    for k in range(p):
-        zr -= buf[ZX + c * p + k] * b[k]
-    m = s2 + l1 * l1 * buf[A + c]
-    L[0, 0] = math.sqrt(m)
-    v[0] = l1 * zr / m
-    for k in range(q2):
-        V[k] = l1 * buf[ZU + c * q2 + k] / m
-    for k in range(q2):
-        t = buf[Uy + c * q2 + k]
-        for i in range(p):
-            t -= buf[UX + (c * q2 + k) * p + i] * b[i]
-        u_s[k] += (t - l1 * buf[ZU + c * q2 + k] * v[0]) / s2
-        for j in range(q2):
-            B_s[k, j] += (buf[UU + (c * q2 + k) * q2 + j] - l1 * buf[ZU + c * q2 + k] * V[j]) / s2
-    return (buf[n_c + c] - 1) * math.log(s2) + math.log(m), l1 * zr * v[0]
-
-
 @numba.njit(cache=True, error_model="numpy")
 def nested_loglik(b, lam, sigma, buf):
     """The log-likelihood with both factors integrated out (see the module docstring); complex-safe."""
@@ -422,13 +397,19 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
     return wMw, value, s2_bar
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
 def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
     """Exact draws with two nested factors, per posterior draw: the outer effects given y with
     the inner ones integrated out, eta2 ~ N(K^{-1} g, K^{-1}) (see ``nested_loglik``), then the
     inner ones given those, v_c - M_c^{-1} Lambda1' Z'U b_outer + sigma L_c^{-T} z; and each
     outer group's marginal log-likelihood (X'X per outer group flattened to (S_out, p p)). Fills eff_in
     (S, C, q1), eff_out (S, S_out, q2), loglik."""
+    kernel = _draw_nested_q1 if z_in.shape[2] == 1 else _draw_nested
+    kernel(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _draw_nested(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """``draw_nested_effects`` with several inner effects, a class at a time."""
     S, C, q1 = z_in.shape
     S_out, q2 = z_out.shape[1], z_out.shape[2]
     p = b.shape[1]
@@ -450,14 +431,11 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
         Xtr = np.empty(p)
         for c in range(C):
             s = int(buf[outer_of + c])
-            if q1 == 1:
-                ld, wmw = _class_q1(c, bb, lm[0, 0], s2, buf, Ls[c], v[c], V[c, 0], u[s], B[s])
-            else:
-                ld, wmw = _inner_group(c, bb, lm, s2, buf, Ls[c], M, rhs, wY, zr, ur, u[s], B[s])
-                for a in range(q1):
-                    v[c, a] = rhs[a, 0]
-                    for k in range(q2):
-                        V[c, a, k] = rhs[a, 1 + k]
+            ld, wmw = _inner_group(c, bb, lm, s2, buf, Ls[c], M, rhs, wY, zr, ur, u[s], B[s])
+            for a in range(q1):
+                v[c, a] = rhs[a, 0]
+                for k in range(q2):
+                    V[c, a, k] = rhs[a, 1 + k]
             logdet[s] += ld
             wMw[s] += wmw
         K = np.empty((q2, q2))
@@ -507,3 +485,86 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
                 e1[a] = t / L[a, a]
             lower_times(lm, 0, e1, eff_in[d, c])
 
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """``draw_nested_effects`` with one inner effect, an outer group at a time (the layout of
+    ``nested_q1_loglik_grad``): per class, m = sigma^2 + l1^2 Z'Z, and its effect given the
+    outer ones is phi (Z'r - Z'U b_outer) + l1 sigma z / sqrt(m), phi = l1^2 / m."""
+    S = z_in.shape[0]
+    S_out, q2 = z_out.shape[1], z_out.shape[2]
+    p, NA = b.shape[1], int(buf[H_NA])
+    _, n_c, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
+    UU, UX, Uy, by_outer, starts, a_val, _, a_idx = _outer_offsets(buf)
+    widest = 0
+    for s in range(S_out):
+        widest = max(widest, int(buf[starts + s + 1] - buf[starts + s]))
+    for d in numba.prange(S):
+        lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
+        l1 = lm[0, 0]
+        phi, root, log_m = np.empty(NA), np.empty(NA), np.empty(NA)  # per distinct Z'Z
+        for k in range(NA):
+            m = s2 + l1 * l1 * buf[a_val + k]
+            phi[k] = l1 * l1 / m
+            root[k] = l1 * sigma[d] / math.sqrt(m)
+            log_m[k] = math.log(m)
+        zr = np.empty(widest)
+        u, B = np.empty(q2), np.empty((q2, q2))
+        K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
+        for s in range(S_out):
+            j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
+            for k in range(q2):
+                t = buf[Uy + s * q2 + k]
+                for i in range(p):
+                    t -= buf[UX + (s * q2 + k) * p + i] * bb[i]
+                u[k] = t
+                for i in range(q2):
+                    B[k, i] = buf[UU + (s * q2 + k) * q2 + i]
+            logdet, wMw = 0.0, 0.0
+            for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
+                c = int(buf[by_outer + j])
+                r = buf[Zy + c]
+                for k in range(p):
+                    r -= buf[ZX + c * p + k] * bb[k]
+                zr[j - j0] = r
+                ia = int(buf[a_idx + c])
+                w = phi[ia]
+                logdet += (buf[n_c + c] - 1) * math.log(s2) + log_m[ia]
+                wMw += w * r * r
+                for k in range(q2):
+                    zk = buf[ZU + c * q2 + k]
+                    u[k] -= w * r * zk
+                    for i in range(q2):
+                        B[k, i] -= w * zk * buf[ZU + c * q2 + i]
+            for a in range(q2):  # K = I + Lambda2' B Lambda2 / sigma^2
+                for k in range(q2):
+                    t = 1.0 if a == k else 0.0
+                    for m in range(a, q2):
+                        for n in range(k, q2):
+                            t += lm[1 + m, 1 + a] * B[m, n] * lm[1 + n, 1 + k] / s2
+                    K[a, k] = t
+            logdet += cholesky(K, LK)
+            quad = 0.0
+            for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u / sigma^2
+                t = 0.0
+                for m in range(a, q2):
+                    t += lm[1 + m, 1 + a] * u[m] / s2
+                for m in range(a):
+                    t -= LK[a, m] * f[m]
+                f[a] = t / LK[a, a]
+                quad += f[a] * f[a]
+            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
+            loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet + (rtr - wMw) / s2 - quad)
+            for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
+                t = f[a] + z_out[d, s, a]
+                for m in range(a + 1, q2):
+                    t -= LK[m, a] * eta[m]
+                eta[a] = t / LK[a, a]
+            lower_times(lm, 1, eta, eff_out[d, s])
+            for j in range(j0, j1):
+                c = int(buf[by_outer + j])
+                t = zr[j - j0]
+                for k in range(q2):
+                    t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
+                ia = int(buf[a_idx + c])
+                eff_in[d, c, 0] = phi[ia] * t + root[ia] * z_in[d, c, 0]
