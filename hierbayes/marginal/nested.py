@@ -208,10 +208,11 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
         s2_bar += sb
     for k in range(p):
         g_b[k] = Xtr[k] / s2 + gb[k]
-    for j in range(C):
-        c = int(buf[by_outer + j])
-        for k in range(p):
-            g_b[k] -= zr[j] * buf[ZX + c * p + k]
+    for k in range(p):  # a column at a time: the sum in a register, not a store-to-load chain
+        t = 0.0
+        for j in range(C):
+            t += zr[j] * buf[ZX + int(buf[by_outer + j]) * p + k]
+        g_b[k] -= t
     l1_bar = 0.0
     for k in range(NA):
         cnt, a = buf[a_cnt + k], buf[a_val + k]
