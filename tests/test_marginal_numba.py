@@ -348,6 +348,7 @@ d["y"] = d["x"] + rng.normal(size=300)
 d["k"] = rng.integers(0, 2, 300)
 kw = dict(random_seed=1, progressbar=False, draws=50, tune=50, chains=2)
 for formula, family in [("y ~ x + (x | g)", "gaussian"), ("y ~ x + (1 | g/h)", "gaussian"),
+                        ("y ~ x + (1 | g) + (x | g:h)", "gaussian"),
                         ("y ~ x + (1 | g) + (1 | h)", "gaussian"), ("k ~ x + (x | g)", "bernoulli")]:
     hb.fit(formula, d, family=family, **kw).summary()
 after = signatures()

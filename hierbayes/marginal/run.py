@@ -71,8 +71,8 @@ def warm_up() -> None:
     from .stats import nested_stats, sufficient_stats
 
     rng = np.random.default_rng(0)
-    data = pd.DataFrame({"y": rng.normal(size=12), "x": rng.normal(size=12), "g": list("abc") * 4,
-                         "h": list("abcdef") * 2})  # fmt: skip
+    data = pd.DataFrame({"y": rng.normal(size=24), "x": rng.normal(size=24), "g": list("abc") * 8,
+                         "h": list("abcdef") * 4})  # fmt: skip
     design = make_design("y ~ x + (x | g)", data)
     packed = pack_model(design, make_priors(design))
     packed.logp(packed.initial_point(0))  # called from Python before sampling: its own compile
