@@ -229,6 +229,19 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr):
+    """The j-th class in outer-group order: (its index c, Z'r = Z'y - Z'X b, which is also
+    kept in zr[j], and its phi). The sections' offsets come as arguments: read from ``buf``
+    here they would be read again for every class."""
+    c = int(buf[by_outer + j])
+    r = buf[Zy + c]
+    for k in range(b.shape[0]):
+        r -= buf[ZX + c * b.shape[0] + k] * b[k]
+    zr[j] = r
+    return c, r, phi[int(buf[a_idx + c])]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     """Outer group s's share of ``nested_q1_loglik_grad`` when it has two effects (``two``)
     or one (then a second column of zeros and a unit diagonal in Lambda2, which add nothing),
@@ -251,12 +264,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     b01, b11 = (buf[UU + s * 4 + 1], buf[UU + s * 4 + 3]) if two else (0.0, 0.0)
     wMw = 0.0
     for j in range(j0, j1):  # the classes' shares of u and B
-        c = int(buf[by_outer + j])
-        r = buf[Zy + c]
-        for k in range(p):
-            r -= buf[ZX + c * p + k] * b[k]
-        zr[j] = r
-        f = phi[int(buf[a_idx + c])]
+        c, r, f = _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
         z0 = buf[ZU + c * q2]
         z1 = buf[ZU + c * q2 + 1] if two else 0.0
@@ -320,12 +328,7 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
             B[k, i] = buf[UU + (s * q2 + k) * q2 + i]
     wMw = 0.0
     for j in range(j0, j1):
-        c = int(buf[by_outer + j])
-        r = buf[Zy + c]
-        for k in range(p):
-            r -= buf[ZX + c * p + k] * b[k]
-        zr[j] = r
-        f = phi[int(buf[a_idx + c])]
+        c, r, f = _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
         for k in range(q2):
             zk = buf[ZU + c * q2 + k]
