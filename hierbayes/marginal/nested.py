@@ -308,6 +308,32 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     return wMw, math.log(det) - g0 * h0 - g1 * h1, s2_bar
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _outer_totals(s, b, buf, UU, UX, Uy, u, B):
+    """Outer group s's U'r = U'y - U'X b into u and U'U into B, from the per-outer-group sums
+    (``UU``, ``UX``, ``Uy``: their offsets); its classes' corrections come after."""
+    p, q2 = b.shape[0], u.shape[0]
+    for k in range(q2):
+        t = buf[Uy + s * q2 + k]
+        for i in range(p):
+            t -= buf[UX + (s * q2 + k) * p + i] * b[i]
+        u[k] = t
+        for i in range(q2):
+            B[k, i] = buf[UU + (s * q2 + k) * q2 + i]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _less_class(c, r, f, buf, ZU, u, B):
+    """Takes class c's Woodbury share off its outer group's sums: u -= phi Z'r Z'U and
+    B -= phi Z'U Z'U' (f = phi, r = Z'r)."""
+    q2 = u.shape[0]
+    for k in range(q2):
+        zk = buf[ZU + c * q2 + k]
+        u[k] -= f * r * zk
+        for i in range(q2):
+            B[k, i] -= f * zk * buf[ZU + c * q2 + i]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work):
     """``_outer_group_2`` for three or more outer effects, with loops (``work``: 3 + 6 q2 rows
@@ -319,22 +345,12 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
     u, u_bar, g = work[0, :q2], work[1, :q2], work[2, :q2]
     B, B_bar, K = work[3 : 3 + q2, :q2], work[3 + q2 : 3 + 2 * q2, :q2], work[3 + 2 * q2 : 3 + 3 * q2, :q2]
     LK, BL, rhs = work[3 + 3 * q2 : 3 + 4 * q2, :q2], work[3 + 4 * q2 : 3 + 5 * q2, :q2], work[3 + 5 * q2 :, :]
-    for k in range(q2):
-        t = buf[Uy + s * q2 + k]
-        for i in range(p):
-            t -= buf[UX + (s * q2 + k) * p + i] * b[i]
-        u[k] = t
-        for i in range(q2):
-            B[k, i] = buf[UU + (s * q2 + k) * q2 + i]
+    _outer_totals(s, b, buf, UU, UX, Uy, u, B)
     wMw = 0.0
     for j in range(j0, j1):
         c, r, f = _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
-        for k in range(q2):
-            zk = buf[ZU + c * q2 + k]
-            u[k] -= f * r * zk
-            for i in range(q2):
-                B[k, i] -= f * zk * buf[ZU + c * q2 + i]
+        _less_class(c, r, f, buf, ZU, u, B)
     u /= s2
     B /= s2
     for a in range(q2):  # K = I + L'B L, g = L'u
@@ -500,9 +516,6 @@ def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, e
     p, NA = b.shape[1], int(buf[H_NA])
     _, n_c, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
     UU, UX, Uy, by_outer, starts, a_val, _, a_idx = _outer_offsets(buf)
-    widest = 0
-    for s in range(S_out):
-        widest = max(widest, int(buf[starts + s + 1] - buf[starts + s]))
     for d in numba.prange(S):
         lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
         l1 = lm[0, 0]
@@ -512,34 +525,18 @@ def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, e
             phi[k] = l1 * l1 / m
             root[k] = l1 * sigma[d] / math.sqrt(m)
             log_m[k] = math.log(m)
-        zr = np.empty(widest)
+        zr = np.empty(int(buf[H_J]))
         u, B = np.empty(q2), np.empty((q2, q2))
         K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
         for s in range(S_out):
             j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
-            for k in range(q2):
-                t = buf[Uy + s * q2 + k]
-                for i in range(p):
-                    t -= buf[UX + (s * q2 + k) * p + i] * bb[i]
-                u[k] = t
-                for i in range(q2):
-                    B[k, i] = buf[UU + (s * q2 + k) * q2 + i]
+            _outer_totals(s, bb, buf, UU, UX, Uy, u, B)
             logdet, wMw = 0.0, 0.0
             for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
-                c = int(buf[by_outer + j])
-                r = buf[Zy + c]
-                for k in range(p):
-                    r -= buf[ZX + c * p + k] * bb[k]
-                zr[j - j0] = r
-                ia = int(buf[a_idx + c])
-                w = phi[ia]
-                logdet += (buf[n_c + c] - 1) * math.log(s2) + log_m[ia]
+                c, r, w = _class_residual(j, bb, buf, ZX, Zy, by_outer, a_idx, phi, zr)
+                logdet += (buf[n_c + c] - 1) * math.log(s2) + log_m[int(buf[a_idx + c])]
                 wMw += w * r * r
-                for k in range(q2):
-                    zk = buf[ZU + c * q2 + k]
-                    u[k] -= w * r * zk
-                    for i in range(q2):
-                        B[k, i] -= w * zk * buf[ZU + c * q2 + i]
+                _less_class(c, r, w, buf, ZU, u, B)
             for a in range(q2):  # K = I + Lambda2' B Lambda2 / sigma^2
                 for k in range(q2):
                     t = 1.0 if a == k else 0.0
@@ -567,7 +564,7 @@ def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, e
             lower_times(lm, 1, eta, eff_out[d, s])
             for j in range(j0, j1):
                 c = int(buf[by_outer + j])
-                t = zr[j - j0]
+                t = zr[j]
                 for k in range(q2):
                     t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
                 ia = int(buf[a_idx + c])
