@@ -512,62 +512,75 @@ def _draw_nested(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_
 def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
     """``draw_nested_effects`` with one inner effect, an outer group at a time (the layout of
     ``nested_q1_loglik_grad``): per class, m = sigma^2 + l1^2 Z'Z, and its effect given the
-    outer ones is phi (Z'r - Z'U b_outer) + l1 sigma z / sqrt(m), phi = l1^2 / m."""
-    S = z_in.shape[0]
-    S_out, q2 = z_out.shape[1], z_out.shape[2]
+    outer ones is phi (Z'r - Z'U b_outer) + l1 sigma z / sqrt(m), phi = l1^2 / m. One or two
+    outer effects go to inlined copies with q2 a constant, whose loops over it are unrolled
+    (4,000 draws of the 100k-pupil design: 0.22 -> 0.14 s)."""
+    q2 = z_out.shape[2]
+    for d in numba.prange(z_in.shape[0]):
+        if q2 == 2:
+            _draw_one(d, 2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+        elif q2 == 1:
+            _draw_one(d, 1, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+        else:
+            _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """Posterior draw d of ``_draw_nested_q1``."""
+    S_out = z_out.shape[1]
     p, NA = b.shape[1], int(buf[H_NA])
     _, n_c, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
     UU, UX, Uy, by_outer, starts, a_val, _, a_idx = _outer_offsets(buf)
-    for d in numba.prange(S):
-        lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
-        l1 = lm[0, 0]
-        phi, root, log_m = np.empty(NA), np.empty(NA), np.empty(NA)  # per distinct Z'Z
-        for k in range(NA):
-            m = s2 + l1 * l1 * buf[a_val + k]
-            phi[k] = l1 * l1 / m
-            root[k] = l1 * sigma[d] / math.sqrt(m)
-            log_m[k] = math.log(m)
-        zr = np.empty(int(buf[H_J]))
-        u, B = np.empty(q2), np.empty((q2, q2))
-        K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
-        for s in range(S_out):
-            j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
-            _outer_totals(s, bb, buf, UU, UX, Uy, u, B)
-            logdet, wMw = 0.0, 0.0
-            for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
-                c, r, w = _class_residual(j, bb, buf, ZX, Zy, by_outer, a_idx, phi, zr)
-                logdet += (buf[n_c + c] - 1) * math.log(s2) + log_m[int(buf[a_idx + c])]
-                wMw += w * r * r
-                _less_class(c, r, w, buf, ZU, u, B)
-            for a in range(q2):  # K = I + Lambda2' B Lambda2 / sigma^2
-                for k in range(q2):
-                    t = 1.0 if a == k else 0.0
-                    for m in range(a, q2):
-                        for n in range(k, q2):
-                            t += lm[1 + m, 1 + a] * B[m, n] * lm[1 + n, 1 + k] / s2
-                    K[a, k] = t
-            logdet += cholesky(K, LK)
-            quad = 0.0
-            for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u / sigma^2
-                t = 0.0
+    lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
+    l1 = lm[0, 0]
+    phi, root, log_m = np.empty(NA), np.empty(NA), np.empty(NA)  # per distinct Z'Z
+    for k in range(NA):
+        m = s2 + l1 * l1 * buf[a_val + k]
+        phi[k] = l1 * l1 / m
+        root[k] = l1 * sigma[d] / math.sqrt(m)
+        log_m[k] = math.log(m)
+    zr = np.empty(int(buf[H_J]))
+    u, B = np.empty(q2), np.empty((q2, q2))
+    K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
+    for s in range(S_out):
+        j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
+        _outer_totals(s, bb, buf, UU, UX, Uy, u, B)
+        logdet, wMw = 0.0, 0.0
+        for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
+            c, r, w = _class_residual(j, bb, buf, ZX, Zy, by_outer, a_idx, phi, zr)
+            logdet += (buf[n_c + c] - 1) * math.log(s2) + log_m[int(buf[a_idx + c])]
+            wMw += w * r * r
+            _less_class(c, r, w, buf, ZU, u, B)
+        for a in range(q2):  # K = I + Lambda2' B Lambda2 / sigma^2
+            for k in range(q2):
+                t = 1.0 if a == k else 0.0
                 for m in range(a, q2):
-                    t += lm[1 + m, 1 + a] * u[m] / s2
-                for m in range(a):
-                    t -= LK[a, m] * f[m]
-                f[a] = t / LK[a, a]
-                quad += f[a] * f[a]
-            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
-            loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet + (rtr - wMw) / s2 - quad)
-            for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
-                t = f[a] + z_out[d, s, a]
-                for m in range(a + 1, q2):
-                    t -= LK[m, a] * eta[m]
-                eta[a] = t / LK[a, a]
-            lower_times(lm, 1, eta, eff_out[d, s])
-            for j in range(j0, j1):
-                c = int(buf[by_outer + j])
-                t = zr[j]
-                for k in range(q2):
-                    t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
-                ia = int(buf[a_idx + c])
-                eff_in[d, c, 0] = phi[ia] * t + root[ia] * z_in[d, c, 0]
+                    for n in range(k, q2):
+                        t += lm[1 + m, 1 + a] * B[m, n] * lm[1 + n, 1 + k] / s2
+                K[a, k] = t
+        logdet += cholesky(K, LK)
+        quad = 0.0
+        for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u / sigma^2
+            t = 0.0
+            for m in range(a, q2):
+                t += lm[1 + m, 1 + a] * u[m] / s2
+            for m in range(a):
+                t -= LK[a, m] * f[m]
+            f[a] = t / LK[a, a]
+            quad += f[a] * f[a]
+        rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
+        loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet + (rtr - wMw) / s2 - quad)
+        for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
+            t = f[a] + z_out[d, s, a]
+            for m in range(a + 1, q2):
+                t -= LK[m, a] * eta[m]
+            eta[a] = t / LK[a, a]
+        lower_times(lm, 1, eta, eff_out[d, s])
+        for j in range(j0, j1):
+            c = int(buf[by_outer + j])
+            t = zr[j]
+            for k in range(q2):
+                t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
+            ia = int(buf[a_idx + c])
+            eff_in[d, c, 0] = phi[ia] * t + root[ia] * z_in[d, c, 0]
