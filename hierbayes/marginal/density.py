@@ -363,12 +363,13 @@ def pack_model(design, priors) -> PackedModel:
     if nested:
         ns = nested_stats(design)
         q1 = s.Zty.shape[1]
-        values, index, counts = np.unique(s.ZtZ.reshape(J, -1)[:, 0], return_inverse=True, return_counts=True)
-        header[[H_NESTED, H_Q1, H_NOUTER, H_NA]] = [1, q1, len(ns.n_s), len(values) if q1 == 1 else 0]
+        header[[H_NESTED, H_Q1, H_NOUTER]] = [1, q1, len(ns.n_s)]
         sections.update({OFF_OUTER_OF: ns.outer_of, OFF_N_C: s.n_j, OFF_ZTU: ns.ZtU, OFF_UTU: ns.UtU,
                          OFF_UTX: ns.UtX, OFF_UTY: ns.Uty, OFF_UTU_S: ns.UtU_s, OFF_UTX_S: ns.UtX_s,
                          OFF_UTY_S: ns.Uty_s, OFF_BY_OUTER: ns.by_outer, OFF_OUTER_START: ns.outer_start})  # fmt: skip
-        if q1 == 1:
+        if q1 == 1:  # the distinct class sizes Z'Z: one log m_c each (nested.nested_q1_loglik_grad)
+            values, index, counts = np.unique(s.ZtZ[:, 0, 0], return_inverse=True, return_counts=True)
+            header[H_NA] = len(values)
             sections.update({OFF_A_VALUES: values, OFF_A_COUNTS: counts, OFF_A_INDEX: index})
     buffer = assemble(header, sections, SECTIONS)
     start_x, jitter = _start(design, blocks, slopes, int_col, means, len(ordered))
