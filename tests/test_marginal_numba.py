@@ -164,6 +164,7 @@ NESTED = [
     "y ~ x + (x || h) + (1 + x + w | h:g)",     # several blocks, q1 = 3, q2 = 2
     "y ~ x + (1 + x + w | h) + (1 | h:g)",      # q2 = 3: the outer solve with loops
     "y ~ x + (x | h) + (1 | k)",                # classes labelled across schools (k's levels interleave h's)
+    "y ~ x + (1 | h) + (0 + x | h:g)",          # one class effect, a slope: Z'Z differs from class to class
 ]  # fmt: skip
 
 
