@@ -29,6 +29,7 @@ def data():
     df["yn"] = eta + rng.normal(size=n)
     df["e"] = rng.uniform(0.5, 2, size=n)
     df["z"] = rng.normal(size=n)
+    df["k"] = rng.integers(3, size=n).astype(str)
     return df
 
 
@@ -122,19 +123,22 @@ def test_a_glmm_fit_samples_the_packed_model_with_no_compile(data):
 
 
 @pytest.mark.parametrize("formula", ["yn ~ x + (x | g) + (x | h)", "yn ~ x + (x || g) + (1 | h)",
-                                     "yn ~ x + (1 | g) + (x | h)", "yn ~ x + (x + z | g) + (1 | h)"])
+                                     "yn ~ x + (1 | g) + (x | h)", "yn ~ x + (x + z | g) + (1 | h)",
+                                     "yn ~ x + offset(e) + (1 | g) + (x | h) + (1 | k)"])
 @pytest.mark.parametrize("how", ["noncentered", "centered"])
 def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how):
-    """Crossed factors of a Gaussian model: g (10 levels) integrated out, h's effects sampled.
+    """Crossed factors of a Gaussian model: g (10 levels) integrated out, h's (and k's) effects
+    sampled.
     The gradient against finite differences, and the log-likelihood against the dense
     N(X b + Z_h r_h, sigma^2 I + Z_g G Z_g') between two points."""
     from scipy.stats import multivariate_normal
 
     design = make_design(parse_formula(formula), data)
     integrated = tuple(b for b in design.blocks if b.group == "g")
-    chosen = {b.name: how for b in design.blocks if b.group == "h"}
+    chosen = {b.name: how for b in design.blocks if b.group != "g"}
     model = pack_sampled(design, make_priors(design), chosen, integrated=integrated)
-    assert [b.group for b in model.sampled_blocks] == ["h"] and model.n_integrated == len(integrated)
+    assert {b.group for b in model.sampled_blocks} == {b.group for b in design.blocks} - {"g"}
+    assert model.n_integrated == len(integrated)
     x0, x1 = model.initial_point(3), model.initial_point(4)
     value, grad = model.logp(x0)
     h = 1e-6
@@ -143,7 +147,8 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how):
 
     def dense(x):
         nat = model.natural(x)
-        mean, q_g = design.X @ nat["b"], sum(b.size for b in integrated)
+        q_g = sum(b.size for b in integrated)
+        mean = design.X @ nat["b"] + (design.offset if design.offset is not None else 0)
         at, start = 0, q_g
         for block in model.sampled_blocks:
             J = design.factors[block.group].n_levels

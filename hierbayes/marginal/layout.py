@@ -25,8 +25,11 @@ the same term (its column in X, or -1). ``H_NTHETA`` counts the family's own par
 ``OFF_STARTS`` the first row of each group (and n). With crossed factors of a Gaussian model,
 ``H_NINT`` > 0 leading blocks (those of the factor with the most levels) are integrated out
 exactly and only the other blocks' effects are in x; the rows are sorted by that factor's
-groups and ``OFF_STARTS`` marks them, as for the Laplace model; ``OFF_ZTZ`` holds each of its
-groups' Z'Z.
+groups and ``OFF_STARTS`` marks them, as for the Laplace model; ``OFF_ZTZ`` and ``OFF_ZTY`` hold
+each of its groups' Z'Z and Z'(y - offset), ``H_YTY`` (y - offset)'(y - offset), and with
+W = [X | the sampled blocks' columns] (one column per sampled effect, in x's order), W'(y -
+offset) (``OFF_WTY``) and, as sparse rows (each row's first entry in ``*_PTR``, then (column,
+value) pairs), W'W (``OFF_WTW``) and each integrated group's Z'W (``OFF_ZTW``, a row per effect).
 
 numba's disk cache keys each kernel on its own module's source text, not on this module's nor
 on the kernels it calls from other modules, so a kernel compiled against an older header or
@@ -55,15 +58,16 @@ PRIOR_CODES = {
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
     OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
     H_NINT, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER, OFF_OUTER_START, H_NA, OFF_A_VALUES, OFF_A_COUNTS,
-    OFF_A_INDEX, HEADER,
-) = range(56)  # fmt: skip
+    OFF_A_INDEX, OFF_WTY, OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, HEADER,
+) = range(61)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
             OFF_OUTER_OF, OFF_N_C, OFF_ZTU, OFF_UTU, OFF_UTX, OFF_UTY, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER,
             OFF_OUTER_START, OFF_A_VALUES, OFF_A_COUNTS, OFF_A_INDEX)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
-                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS, OFF_ZTZ)  # fmt: skip
+                    OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS, OFF_ZTZ, OFF_ZTY, OFF_WTY,
+                    OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW)  # fmt: skip
 
 
 def assemble(header, sections: dict, order) -> np.ndarray:

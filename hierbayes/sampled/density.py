@@ -46,12 +46,12 @@ from ..marginal.laplace import laplace_loglik
 from ..marginal.stats import largest_factor, sufficient_stats
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
-    H_ROWS,
+    H_ROWS, H_YTY,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
     OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
-from .crossed import integrated_likelihood
+from .crossed import cross_products, integrated_likelihood
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, loglik_rows
 from .rows import back, linear_predictor
 
@@ -356,6 +356,11 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
         OFF_ZTZ: sufficient_stats(design).ZtZ if integrated else (),  # the largest factor's, as the draws read them
     }  # fmt: skip
+    if integrated:  # the crossed likelihood's cross-products (``crossed``)
+        cross = cross_products(y - offset, X, Z, codes, [(row[0], row[1]) for row in block_rows],
+                               [row[0] for row in group_rows], len(integrated))  # fmt: skip
+        header[H_YTY] = cross.pop(H_YTY)
+        sections.update(cross)
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
                         tuple(blocks), family.param_names, priors_packable(priors), laplace, len(integrated))  # fmt: skip
