@@ -13,7 +13,9 @@ R-hat and ESS become warnings that say what to do.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib.util
+import inspect
 import logging
 import warnings
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from .sampled.run import run_sampled
 
 pm, pytensor = LazyModule("pymc"), LazyModule("pytensor")
 
-__all__ = ["sample", "sample_model", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
+__all__ = ["sample", "sample_model", "check_sampler_options", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
            "available_sampler", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
@@ -116,6 +118,25 @@ def available_sampler(sampler: str = "auto") -> str:
     return sampler
 
 
+def check_sampler_options(options: dict, sampler: str) -> None:
+    """Refuse, before sampling, an option that PyMC's ``sample`` (with PyMC's own sampler, also
+    its NUTS) does not take, naming the nearest valid one: nutpie's ``seed`` is ``random_seed``
+    here. Else a misspelt option reached PyMC only after the whole PyMC model was built."""
+    unknown = set(options) - {"nuts"}
+    if not unknown:
+        return
+    valid = set(inspect.signature(pm.sample).parameters) | {"target_accept"}
+    if sampler == "pymc":
+        hmc = pm.step_methods.hmc
+        valid |= set(inspect.signature(hmc.NUTS.__init__).parameters)
+        valid |= set(inspect.signature(hmc.base_hmc.BaseHMC.__init__).parameters)
+    valid -= {"self", "kwargs", "model", "vars"}
+    for name in sorted(unknown - valid):
+        near = ["random_seed"] if name == "seed" else difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.5)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; nutpie's own options go in nuts={{...}}"
+        raise TypeError(f"hb.fit() got an unexpected keyword argument {name!r}{hint}")
+
+
 def sample(
     model: pm.Model,
     *,
@@ -167,6 +188,7 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
     """NUTS on ``model``, the posterior completed and diagnosed (see the module docstring);
     diagnostics messages are also issued as ``SamplingWarning``."""
     sampler = available_sampler(sampler)
+    check_sampler_options(kwargs, sampler)
     packed = model.packed
     if model.method == "laplace" and (sampler != "nutpie" or not packed.priors_packed or set(kwargs) - {"nuts"}):
         raise ValueError("method='laplace' is sampled by nutpie on hierbayes' own kernels: it needs sampler='nutpie' "

@@ -270,3 +270,17 @@ def test_a_grouping_factor_named_like_a_posterior_variable_is_named(name):
     data = grouped().rename(columns={"g": name})
     with pytest.raises(hb.DataError, match=f"grouping factor '{name}' has the name of a posterior variable.*rename"):
         hb.build(f"y ~ x + (1 | {name})", data)
+
+
+@pytest.mark.parametrize("option, sampler, hint", [
+    ("seed", "auto", "random_seed"), ("max_tredepth", "pymc", "max_treedepth"), ("max_treedepth", "nutpie", "nuts="),
+])
+def test_a_misspelt_sampler_option_is_refused_before_sampling_with_the_nearest_name(option, sampler, hint):
+    """``seed=1`` (nutpie's own name) once built the whole PyMC model before PyMC refused it."""
+    import time
+
+    data = hb.datasets.load("london_exam")
+    started = time.time()
+    with pytest.raises(TypeError, match=f"{option!r}.*{hint}"):
+        hb.fit("normexam ~ standLRT + (1 | school)", data, sampler=sampler, **{option: 1})
+    assert time.time() - started < 5  # nothing was compiled or sampled
