@@ -34,8 +34,8 @@ from .sampled.run import run_sampled
 
 pm, pytensor = LazyModule("pymc"), LazyModule("pytensor")
 
-__all__ = ["sample", "sample_model", "check_sampler_options", "Sampled", "Diagnostics", "diagnose", "SamplingWarning", "SamplingError",
-           "available_sampler", "pymc_quiet"]  # fmt: skip
+__all__ = ["sample", "sample_model", "check_sampler_options", "Sampled", "Diagnostics", "diagnose", "SamplingWarning",
+           "SamplingError", "available_sampler", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
