@@ -133,7 +133,7 @@ def check_sampler_options(options: dict, sampler: str) -> None:
     valid -= {"self", "kwargs", "model", "vars"}
     for name in sorted(unknown - valid):
         near = ["random_seed"] if name == "seed" else difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.5)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; nutpie's own options go in nuts={{...}}"
+        hint = f"; did you mean {near[0]!r}?" if near else "; nutpie's own options go in nuts={...}"
         raise TypeError(f"hb.fit() got an unexpected keyword argument {name!r}{hint}")
 
 

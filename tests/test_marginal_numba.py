@@ -240,7 +240,7 @@ def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
     posterior mean of all group effects given the parameters, and T T' their posterior
     covariance, both against the dense Gaussian (G^{-1} + Z'Z / sigma^2)^{-1}; the outer
     groups' log-likelihoods the kernel returns sum to the whole marginal log-likelihood."""
-    from hierbayes.marginal.nested import draw_nested_effects
+    from hierbayes.marginal.nested_draws import draw_nested_effects
     from hierbayes.marginal.stats import nested_stats
 
     design, packed = _nested(formula)

@@ -28,7 +28,7 @@ from ..summarize import block_cholesky
 from .elementwise import backward, cholesky, forward
 from .kernels import draw_effects
 from .laplace import draw_laplace
-from .nested import draw_nested_effects
+from .nested_draws import draw_nested_effects
 from .stats import factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, sampled_blocks, sufficient_stats
 
 __all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects", "draw_laplace_effects"]

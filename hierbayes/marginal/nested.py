@@ -1,4 +1,4 @@
-"""Two nested factors, both integrated out: log-likelihood, its gradient and exact draws (numba).
+"""Two nested factors, both integrated out: log-likelihood and its gradient (numba).
 
 Inner group c (classes: Z, Lambda1) within outer group s (schools: U, Lambda2). Per class,
 with M_c = sigma^2 I + Lambda1' Z'Z Lambda1 and W_c = (sigma^2 I + Z G1 Z')^{-1}, Woodbury
@@ -9,17 +9,17 @@ B_s = U_s'W U_s and u_s = U_s'W r_s, and with K_s = I + Lambda2' B_s Lambda2, g_
     r_s'V_s^{-1} r_s  = sum_c r_c'W_c r_c - g_s' K_s^{-1} g_s
 
 With one effect per class (the common case: class intercepts) the gradient is written by hand
-(``nested_q1_loglik_grad``) and the draws have their own kernel (``_draw_nested_q1``): both
+(``nested_q1_loglik_grad``) and the draws have their own kernel (``nested_draws``): both
 take U_s'U_s, U_s'X and U_s'y per outer group from the buffer (so a class adds only its
 Woodbury correction), visit each outer group's classes together, compute log m_c once per
 distinct Z'Z (class sizes repeat), and the gradient keeps one or two outer effects in scalars
 (55 us against 240 us for the earlier class-by-class version on 100k pupils in 4,000 classes
-in 500 schools). With several effects per class one per-class step (``_inner_group``) serves
+in 500 schools). With several effects per class one per-class step (``inner_group``) serves
 the log-likelihood and the draws, and ``density`` takes the gradient by complex step through
 ``nested_loglik``.
 
-Takes the packed buffer (``layout``) and (b, Lambda, sigma); returns log-likelihoods,
-gradients, and draws of both factors' effects written into arrays the caller owns.
+Takes the packed buffer (``layout``) and (b, Lambda, sigma); returns log-likelihoods and
+gradients. The per-class and per-school steps are public for ``nested_draws``.
 """
 
 from __future__ import annotations
@@ -29,25 +29,26 @@ import math
 import numba
 import numpy as np
 
-from .kernels import chol_solve, cholesky, lower_times, residual_ss, totals_residual
+from .kernels import chol_solve, cholesky, totals_residual
 from .layout import (
     H_J, H_N, H_NA, H_NOUTER, H_P, H_Q, H_Q1, OFF_A_COUNTS, OFF_A_INDEX, OFF_A_VALUES, OFF_BY_OUTER, OFF_N_C,
     OFF_OUTER_OF, OFF_OUTER_START, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S, OFF_ZTU, OFF_ZTX,
     OFF_ZTY, OFF_ZTZ,
 )  # fmt: skip
 
-__all__ = ["nested_loglik", "nested_q1_loglik_grad", "draw_nested_effects"]
+__all__ = ["nested_loglik", "nested_q1_loglik_grad", "nested_offsets", "outer_offsets", "inner_group", "outer_totals",
+           "class_residual", "less_class"]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _nested_offsets(buf):
+def nested_offsets(buf):
     """Where the sections start: outer_of, n_c, Z'Z, Z'U, U'U, Z'X, U'X, Z'y, U'y."""
     return (int(buf[OFF_OUTER_OF]), int(buf[OFF_N_C]), int(buf[OFF_ZTZ]), int(buf[OFF_ZTU]), int(buf[OFF_UTU]),
             int(buf[OFF_ZTX]), int(buf[OFF_UTX]), int(buf[OFF_ZTY]), int(buf[OFF_UTY]))  # fmt: skip
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
+def inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
     """Inner group c's share of the nested likelihood (any dtype; see ``nested_loglik``).
 
     Fills L (the Cholesky factor of M_c) and rhs = M_c^{-1} Lambda1' [Z'r | Z'U]; adds
@@ -55,7 +56,7 @@ def _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
     (log det(sigma^2 I + Z G1 Z'), w' M_c^{-1} w). M, wY, zr, ur are work space."""
     p, q1 = int(buf[H_P]), int(buf[H_Q1])
     q2 = int(buf[H_Q]) - q1
-    _, n_c, A, ZU, UU, ZX, UX, Zy, Uy = _nested_offsets(buf)
+    _, n_c, A, ZU, UU, ZX, UX, Zy, Uy = nested_offsets(buf)
     zero = 0.0 * s2
     for a in range(q1):
         t = buf[Zy + c * q1 + a] + zero
@@ -109,7 +110,7 @@ def nested_loglik(b, lam, sigma, buf):
     """The log-likelihood with both factors integrated out (see the module docstring); complex-safe."""
     p, Q, q1, C, S = int(buf[H_P]), int(buf[H_Q]), int(buf[H_Q1]), int(buf[H_J]), int(buf[H_NOUTER])
     q2 = Q - q1
-    outer_of = _nested_offsets(buf)[0]
+    outer_of = nested_offsets(buf)[0]
     s2 = sigma * sigma
     zero = 0.0 * sigma
     rtr = totals_residual(buf, b, np.empty(p, dtype=b.dtype))
@@ -126,7 +127,7 @@ def nested_loglik(b, lam, sigma, buf):
     wMw = zero
     for c in range(C):
         s = int(buf[outer_of + c])
-        ld, wmw = _inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u[s], B[s])
+        ld, wmw = inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u[s], B[s])
         logdet += ld
         wMw += wmw
     K = np.empty((q2, q2), dtype=dt)
@@ -155,7 +156,7 @@ def nested_loglik(b, lam, sigma, buf):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _outer_offsets(buf):
+def outer_offsets(buf):
     """Where the per-outer-group sections start: U'U, U'X, U'y, the inner groups by outer
     group and where each outer group's start; the distinct Z'Z, their counts, each class's."""
     return (int(buf[OFF_UTU_S]), int(buf[OFF_UTX_S]), int(buf[OFF_UTY_S]), int(buf[OFF_BY_OUTER]),
@@ -175,8 +176,8 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     (class sizes) get one log each; the adjoint of phi is summed per distinct value."""
     p, Q, C, S, NA = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J]), int(buf[H_NOUTER]), int(buf[H_NA])
     q2 = Q - 1
-    ZX = _nested_offsets(buf)[5]
-    _, _, _, by_outer, starts, a_val, a_cnt, _ = _outer_offsets(buf)
+    ZX = nested_offsets(buf)[5]
+    _, _, _, by_outer, starts, a_val, a_cnt, _ = outer_offsets(buf)
     n = buf[H_N]
     s2 = sigma * sigma
     l1 = lam[0, 0]
@@ -231,7 +232,7 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr):
+def class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr):
     """The j-th class in outer-group order: (its index c, Z'r = Z'y - Z'X b, which is also
     kept in zr[j], and its phi). The sections' offsets come as arguments: read from ``buf``
     here they would be read again for every class."""
@@ -252,8 +253,8 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     returns its (w'M^{-1}w, log|K| - g'K^{-1}g, d/dsigma^2)."""
     p = b.shape[0]
     q2 = 2 if two else 1
-    _, _, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
-    UU, UX, Uy, by_outer, _, _, _, a_idx = _outer_offsets(buf)
+    _, _, _, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
+    UU, UX, Uy, by_outer, _, _, _, a_idx = outer_offsets(buf)
     l00, l01 = lam[1, 1], lam[1, 2] if two else 0.0
     l10, l11 = (lam[2, 1], lam[2, 2]) if two else (0.0, 1.0)
     u0 = buf[Uy + s * q2]
@@ -266,7 +267,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     b01, b11 = (buf[UU + s * 4 + 1], buf[UU + s * 4 + 3]) if two else (0.0, 0.0)
     wMw = 0.0
     for j in range(j0, j1):  # the classes' shares of u and B
-        c, r, f = _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
+        c, r, f = class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
         z0 = buf[ZU + c * q2]
         z1 = buf[ZU + c * q2 + 1] if two else 0.0
@@ -311,7 +312,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _outer_totals(s, b, buf, UU, UX, Uy, u, B):
+def outer_totals(s, b, buf, UU, UX, Uy, u, B):
     """Outer group s's U'r = U'y - U'X b into u and U'U into B, from the per-outer-group sums
     (``UU``, ``UX``, ``Uy``: their offsets); its classes' corrections come after."""
     p, q2 = b.shape[0], u.shape[0]
@@ -325,7 +326,7 @@ def _outer_totals(s, b, buf, UU, UX, Uy, u, B):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _less_class(c, r, f, buf, ZU, u, B):
+def less_class(c, r, f, buf, ZU, u, B):
     """Takes class c's Woodbury share off its outer group's sums: u -= phi Z'r Z'U and
     B -= phi Z'U Z'U' (f = phi, r = Z'r)."""
     q2 = u.shape[0]
@@ -341,18 +342,18 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
     """``_outer_group_2`` for three or more outer effects, with loops (``work``: 3 + 6 q2 rows
     of q2 + 1 numbers for u, u_bar, g, B, B_bar, K, its Cholesky factor, B L and the solve)."""
     p = b.shape[0]
-    _, _, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
-    UU, UX, Uy, by_outer, _, _, _, a_idx = _outer_offsets(buf)
+    _, _, _, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
+    UU, UX, Uy, by_outer, _, _, _, a_idx = outer_offsets(buf)
     L = lam[1:, 1:]
     u, u_bar, g = work[0, :q2], work[1, :q2], work[2, :q2]
     B, B_bar, K = work[3 : 3 + q2, :q2], work[3 + q2 : 3 + 2 * q2, :q2], work[3 + 2 * q2 : 3 + 3 * q2, :q2]
     LK, BL, rhs = work[3 + 3 * q2 : 3 + 4 * q2, :q2], work[3 + 4 * q2 : 3 + 5 * q2, :q2], work[3 + 5 * q2 :, :]
-    _outer_totals(s, b, buf, UU, UX, Uy, u, B)
+    outer_totals(s, b, buf, UU, UX, Uy, u, B)
     wMw = 0.0
     for j in range(j0, j1):
-        c, r, f = _class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
+        c, r, f = class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
-        _less_class(c, r, f, buf, ZU, u, B)
+        less_class(c, r, f, buf, ZU, u, B)
     u /= s2
     B /= s2
     for a in range(q2):  # K = I + L'B L, g = L'u
@@ -417,171 +418,3 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
         phi_bar[ia] += 0.5 * r * r / s2 - r * uzu - zBz
         zr[j] = phi[ia] * (r / s2 - uzu)
     return wMw, value, s2_bar
-
-
-def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
-    """Exact draws with two nested factors, per posterior draw: the outer effects given y with
-    the inner ones integrated out, eta2 ~ N(K^{-1} g, K^{-1}) (see ``nested_loglik``), then the
-    inner ones given those, v_c - M_c^{-1} Lambda1' Z'U b_outer + sigma L_c^{-T} z; and each
-    outer group's marginal log-likelihood (X'X per outer group flattened to (S_out, p p)). Fills eff_in
-    (S, C, q1), eff_out (S, S_out, q2), loglik."""
-    kernel = _draw_nested_q1 if z_in.shape[2] == 1 else _draw_nested
-    kernel(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _draw_nested(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
-    """``draw_nested_effects`` with several inner effects, a class at a time."""
-    S, C, q1 = z_in.shape
-    S_out, q2 = z_out.shape[1], z_out.shape[2]
-    p = b.shape[1]
-    outer_of = _nested_offsets(buf)[0]
-    for d in numba.prange(S):
-        lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
-        Ls = np.zeros((C, q1, q1))
-        v = np.empty((C, q1))
-        V = np.empty((C, q1, q2))
-        B = np.zeros((S_out, q2, q2))
-        u = np.zeros((S_out, q2))
-        logdet = np.zeros(S_out)
-        wMw = np.zeros(S_out)
-        M = np.empty((q1, q1))
-        rhs = np.empty((q1, 1 + q2))
-        wY = np.empty((q1, 1 + q2))
-        zr = np.empty(q1)
-        ur = np.empty(q2)
-        Xtr = np.empty(p)
-        for c in range(C):
-            s = int(buf[outer_of + c])
-            ld, wmw = _inner_group(c, bb, lm, s2, buf, Ls[c], M, rhs, wY, zr, ur, u[s], B[s])
-            for a in range(q1):
-                v[c, a] = rhs[a, 0]
-                for k in range(q2):
-                    V[c, a, k] = rhs[a, 1 + k]
-            logdet[s] += ld
-            wMw[s] += wmw
-        K = np.empty((q2, q2))
-        LK = np.zeros((q2, q2))
-        f = np.empty(q2)
-        eta = np.empty(q2)
-        for s in range(S_out):
-            for a in range(q2):
-                for k in range(q2):
-                    t = 1.0 if a == k else 0.0
-                    for m in range(a, q2):
-                        for n in range(k, q2):
-                            t += lm[q1 + m, q1 + a] * B[s, m, n] * lm[q1 + n, q1 + k]
-                    K[a, k] = t
-            logdet_k = cholesky(K, LK)
-            quad = 0.0
-            for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u
-                t = 0.0
-                for m in range(a, q2):
-                    t += lm[q1 + m, q1 + a] * u[s, m]
-                for m in range(a):
-                    t -= LK[a, m] * f[m]
-                f[a] = t / LK[a, a]
-                quad += f[a] * f[a]
-            rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
-            loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet[s] + logdet_k + (rtr - wMw[s]) / s2 - quad)
-            for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
-                t = f[a] + z_out[d, s, a]
-                for m in range(a + 1, q2):
-                    t -= LK[m, a] * eta[m]
-                eta[a] = t / LK[a, a]
-            lower_times(lm, q1, eta, eff_out[d, s])
-        e1 = np.empty(q1)
-        for c in range(C):
-            s = int(buf[outer_of + c])
-            L = Ls[c]
-            for a in range(q1 - 1, -1, -1):  # L' e = sigma z + L' (v - V b_outer)
-                t = 0.0
-                for m in range(a, q1):
-                    mean = v[c, m]
-                    for k in range(q2):
-                        mean -= V[c, m, k] * eff_out[d, s, k]
-                    t += L[m, a] * mean
-                t += sigma[d] * z_in[d, c, a]
-                for m in range(a + 1, q1):
-                    t -= L[m, a] * e1[m]
-                e1[a] = t / L[a, a]
-            lower_times(lm, 0, e1, eff_in[d, c])
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _draw_nested_q1(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
-    """``draw_nested_effects`` with one inner effect, an outer group at a time (the layout of
-    ``nested_q1_loglik_grad``): per class, m = sigma^2 + l1^2 Z'Z, and its effect given the
-    outer ones is phi (Z'r - Z'U b_outer) + l1 sigma z / sqrt(m), phi = l1^2 / m. One or two
-    outer effects go to inlined copies with q2 a constant, whose loops over it are unrolled
-    (4,000 draws of the 100k-pupil design: 0.30-0.36 -> 0.18-0.22 s)."""
-    q2 = z_out.shape[2]
-    for d in numba.prange(z_in.shape[0]):
-        if q2 == 2:
-            _draw_one(d, 2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
-        elif q2 == 1:
-            _draw_one(d, 1, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
-        else:
-            _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
-    """Posterior draw d of ``_draw_nested_q1``."""
-    S_out = z_out.shape[1]
-    p, NA = b.shape[1], int(buf[H_NA])
-    _, _, _, ZU, _, ZX, _, Zy, _ = _nested_offsets(buf)
-    UU, UX, Uy, by_outer, starts, a_val, _, a_idx = _outer_offsets(buf)
-    lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
-    log_s2 = math.log(s2)
-    l1 = lm[0, 0]
-    phi, root, log_m = np.empty(NA), np.empty(NA), np.empty(NA)  # per distinct Z'Z
-    for k in range(NA):
-        m = s2 + l1 * l1 * buf[a_val + k]
-        phi[k] = l1 * l1 / m
-        root[k] = l1 * sigma[d] / math.sqrt(m)
-        log_m[k] = math.log(m)
-    zr = np.empty(int(buf[H_J]))
-    u, B = np.empty(q2), np.empty((q2, q2))
-    K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
-    for s in range(S_out):
-        j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
-        _outer_totals(s, bb, buf, UU, UX, Uy, u, B)
-        logdet, wMw = (n_s[s] - (j1 - j0)) * log_s2, 0.0  # sum over its classes of (n_c - 1) log sigma^2
-        for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
-            c, r, w = _class_residual(j, bb, buf, ZX, Zy, by_outer, a_idx, phi, zr)
-            logdet += log_m[int(buf[a_idx + c])]
-            wMw += w * r * r
-            _less_class(c, r, w, buf, ZU, u, B)
-        for a in range(q2):  # K = I + Lambda2' B Lambda2 / sigma^2
-            for k in range(q2):
-                t = 1.0 if a == k else 0.0
-                for m in range(a, q2):
-                    for n in range(k, q2):
-                        t += lm[1 + m, 1 + a] * B[m, n] * lm[1 + n, 1 + k] / s2
-                K[a, k] = t
-        logdet += cholesky(K, LK)
-        quad = 0.0
-        for a in range(q2):  # f = LK^{-1} g, g = Lambda2' u / sigma^2
-            t = 0.0
-            for m in range(a, q2):
-                t += lm[1 + m, 1 + a] * u[m] / s2
-            for m in range(a):
-                t -= LK[a, m] * f[m]
-            f[a] = t / LK[a, a]
-            quad += f[a] * f[a]
-        rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
-        loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet + (rtr - wMw) / s2 - quad)
-        for a in range(q2 - 1, -1, -1):  # LK' eta = f + z
-            t = f[a] + z_out[d, s, a]
-            for m in range(a + 1, q2):
-                t -= LK[m, a] * eta[m]
-            eta[a] = t / LK[a, a]
-        lower_times(lm, 1, eta, eff_out[d, s])
-        for j in range(j0, j1):
-            c = int(buf[by_outer + j])
-            t = zr[j]
-            for k in range(q2):
-                t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
-            ia = int(buf[a_idx + c])
-            eff_in[d, c, 0] = phi[ia] * t + root[ia] * z_in[d, c, 0]

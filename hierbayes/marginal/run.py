@@ -15,7 +15,7 @@ from .. import names
 from ..packed import run_packed
 from .density import PackedModel
 from .kernels import draw_effects
-from .nested import draw_nested_effects
+from .nested_draws import draw_nested_effects
 
 __all__ = ["run_nutpie", "block_posterior", "warm_up"]
 

@@ -36,7 +36,7 @@ from ..marginal.layout import (
     H_NINT, H_ROWS, H_YTY, OFF_GROUPS, OFF_STARTS, OFF_WTW, OFF_WTW_PTR, OFF_WTY, OFF_Y, OFF_ZTW, OFF_ZTW_PTR, OFF_ZTY,
     OFF_ZTZ,
 )  # fmt: skip
-from .rows import back, linear_predictor, row_views
+from .rows import linear_predictor, row_views
 
 __all__ = ["integrated_likelihood", "cross_products", "draw_integrated"]
 
