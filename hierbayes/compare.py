@@ -40,6 +40,7 @@ from .marginal.density import pack_model
 from .marginal.draws import complete
 from .marginal.stats import integrated_factors, marginal_applies, sampled_blocks
 from .predict import predict
+from .summarize import check_memory
 
 __all__ = ["compare", "anova", "Comparison", "pointwise_loglik", "loo", "waic", "ComparisonError"]
 
@@ -138,6 +139,11 @@ def pointwise_loglik(fit, by: str = "row", group_labels=None) -> xr.DataArray:
     post = fit.posterior
     family = fit.design.family
     if by == "row":
+        n_draws = post.sizes["chain"] * post.sizes["draw"]
+        check_memory(5 * 8 * n_draws * fit.design.n_obs,  # the draws, the log-likelihood, PSIS's copies
+                     f"leave-one-row-out for {fit.design.n_obs:,} rows x {n_draws:,} draws",
+                     f"compare by group instead (by={next(iter(fit.design.factors), 'the factor')!r}: one term "
+                     "a group)")  # fmt: skip
         mu = predict(fit, draws=True)  # the mean of each row given the (drawn) group effects
         params = {p: post[p].transpose(*names.SAMPLE_DIMS).values[..., None] for p in family.param_names}
         return mu.copy(data=family.loglik(fit.design.y, mu.values, params, fit.design.trials))

@@ -21,11 +21,12 @@ from . import names
 from .formula import parse_formula
 from .newdata import NewData, evaluate_new_data
 from .response import DataError, evaluate_response
-from .summarize import SAMPLE_DIMS, as_draws, block_cholesky, stats
+from .summarize import SAMPLE_DIMS, as_draws, block_cholesky, check_memory, stats
 
 __all__ = ["predict"]
 
 KINDS = ("mean", "link", "pp")
+CHUNK_BYTES = 256 * 2**20  # the draws of a block of rows summarised at a time
 
 
 def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="hdi", draws=False,
@@ -53,43 +54,65 @@ def predict(fit, newdata=None, re_form=None, kind="mean", prob=0.95, interval="h
         index = newdata.index
     rng = np.random.default_rng(random_seed)
     post = fit.posterior
+    n_draws, n_rows = post.sizes["chain"] * post.sizes["draw"], len(index)
+    if draws:  # the caller keeps every draw of every row: refuse clearly what cannot fit
+        check_memory(3 * 8 * n_draws * n_rows, f"predictions for {n_rows:,} rows x {n_draws:,} draws (draws=True)",
+                     "predict fewer rows at a time (newdata=...), or ask for the summaries (draws=False)")  # fmt: skip
+    effects = [_block_effects(fit, block, new, factor, allow_new_levels, rng)
+               for factor in factors for block in design.blocks if block.group == factor]  # fmt: skip
+    trials = None
+    if kind == "pp":
+        trials = design.trials if newdata is None else _new_trials(design, newdata)
+    # the summaries a block of rows at a time, so that memory stays bounded whatever the rows
+    step = n_rows if draws else max(1, min(n_rows, CHUNK_BYTES // (8 * n_draws)))
+    tables = []
+    for lo in range(0, max(n_rows, 1), step):
+        rows = slice(lo, lo + step)
+        mu = _draws(fit, new, effects, rows, kind, trials, rng)
+        da = as_draws(mu, post, ("obs",), {"obs": np.asarray(index)[rows]})
+        if draws:
+            return da
+        tables.append(stats(da, prob, interval))
+    table = pd.concat(tables) if len(tables) > 1 else tables[0]
+    table.index = index
+    return table
+
+
+def _block_effects(fit, block, new, factor, allow_new_levels, rng):
+    """``block``'s effect draws (chain, draw, groups, q), with draws from N(0, G) appended for
+    levels of ``newdata`` the fit has not seen, each row's group among them, and its Z."""
+    design, post = fit.design, fit.posterior
+    known = {lv: j for j, lv in enumerate(design.factors[factor].levels)}
+    codes = np.array([known.get(lv, -1) for lv in new.levels[factor]])
+    unseen = sorted(set(new.levels[factor][codes < 0]))
+    if unseen and not allow_new_levels:
+        raise ValueError(
+            f"newdata has level(s) {unseen[:10]} of grouping factor {factor!r} that the fit has not "
+            "seen; pass allow_new_levels=True to draw their effects from the population"
+        )
+    r = post[names.effects(block)].transpose(*SAMPLE_DIMS, ...).values  # (c, d, J, q)
+    if unseen:
+        r = np.concatenate([r, _population_draws(fit, block, len(unseen), rng)], axis=2)
+        extra = {lv: len(known) + u for u, lv in enumerate(unseen)}
+        codes = np.where(codes >= 0, codes, [extra.get(lv, -1) for lv in new.levels[factor]])
+    return r, codes, new.Z[block.name]
+
+
+def _draws(fit, new, effects, rows, kind, trials, rng) -> np.ndarray:
+    """(chain, draw, rows) draws of the linear predictor, the mean or new observations."""
+    post, family = fit.posterior, fit.design.family
     beta = post[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
-    mu = beta @ new.X.T  # (chain, draw, obs)
+    mu = beta @ new.X[rows].T
     if new.offset is not None:
-        mu = mu + new.offset
-    for factor in factors:
-        known = {lv: j for j, lv in enumerate(design.factors[factor].levels)}
-        codes = np.array([known.get(lv, -1) for lv in new.levels[factor]])
-        unseen = sorted(set(new.levels[factor][codes < 0]))
-        if unseen and not allow_new_levels:
-            raise ValueError(
-                f"newdata has level(s) {unseen[:10]} of grouping factor {factor!r} that the fit has not "
-                "seen; pass allow_new_levels=True to draw their effects from the population"
-            )
-        for block in design.blocks:
-            if block.group != factor:
-                continue
-            r = post[names.effects(block)].transpose(*SAMPLE_DIMS, ...).values  # (c, d, J, q)
-            if unseen:
-                fresh = _population_draws(fit, block, len(unseen), rng)  # (c, d, U, q)
-                r = np.concatenate([r, fresh], axis=2)
-                extra = {lv: len(known) + u for u, lv in enumerate(unseen)}
-                block_codes = np.where(codes >= 0, codes, [extra.get(lv, -1) for lv in new.levels[factor]])
-            else:
-                block_codes = codes
-            mu = mu + _group_part(r, block_codes, new.Z[block.name])
-    family = design.family
+        mu = mu + new.offset[rows]
+    for r, codes, Z in effects:
+        mu = mu + _group_part(r, codes[rows], Z[rows])
     if kind != "link":
         mu = family.mean(mu)  # the linear predictor -> the expected value
     if kind == "pp":  # (chain, draw) draws of the family's parameters, against every row
-        trials = design.trials if newdata is None else _new_trials(design, newdata)
-        mu = family.draw(mu, {p: post[p].values[..., None] for p in family.param_names}, rng, trials)
-    da = as_draws(mu, post, ("obs",), {"obs": np.asarray(index)})
-    if draws:
-        return da
-    table = stats(da, prob, interval)
-    table.index = index
-    return table
+        mu = family.draw(mu, {p: post[p].values[..., None] for p in family.param_names}, rng,
+                         None if trials is None else trials[rows])  # fmt: skip
+    return mu
 
 
 def _group_part(r, codes, Z) -> np.ndarray:

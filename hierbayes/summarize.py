@@ -3,6 +3,8 @@ shared by every results table and the draws afterwards."""
 
 from __future__ import annotations
 
+import os
+
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ import xarray as xr
 from . import names
 from .names import SAMPLE_DIMS
 
-__all__ = ["SAMPLE_DIMS", "stats", "as_draws", "block_cholesky"]
+__all__ = ["SAMPLE_DIMS", "stats", "as_draws", "block_cholesky", "check_memory"]
 
 
 def stats(da: xr.DataArray, prob: float, interval: str) -> pd.DataFrame:
@@ -66,3 +68,29 @@ def block_cholesky(posterior: xr.Dataset, blocks) -> np.ndarray:
             out[:, :, sl, sl] = sd[..., :, None] * np.eye(block.size)
         start += block.size
     return out
+
+
+def check_memory(n_bytes: float, what: str, advice: str) -> None:
+    """Refuse, with a MemoryError that says how much and what to do, to build arrays of
+    ``n_bytes`` in all when the machine has less memory available, rather than let the
+    operating system kill the process part-way. No check where the system does not say."""
+    available = _available_memory()
+    if available is not None and n_bytes > available:
+        raise MemoryError(f"{what} needs about {n_bytes / 2**30:.1f} GiB and {available / 2**30:.1f} GiB is available: "
+                          f"{advice}")  # fmt: skip
+
+
+def _available_memory() -> int | None:
+    """Bytes the system can give without swapping: Linux's MemAvailable (free memory plus
+    what the page cache can hand back), else the free pages, else None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -329,3 +329,30 @@ def test_loo_leaves_out_a_group_on_the_marginal_path(fits):
     fit, _ = fits("penicillin_crossed_reml")  # plate (24 levels) integrated out, sample sampled
     assert fit.method == "marginal"
     assert fit.loo(by="group").n_data_points == 24 and fit.loo().n_data_points == 144
+
+
+def test_summaries_of_many_rows_are_taken_a_block_of_rows_at_a_time(fits, monkeypatch):
+    """Memory stays bounded: the summaries of 4,059 rows taken 500 rows at a time equal those
+    taken at once, and a new level seen in several blocks gets the same effect draws in each."""
+    from hierbayes import predict as module
+
+    fit, _ = fits("london_rs_ml")
+    new = fit.design.data.iloc[:1200].copy()
+    new.loc[new.index[::300], "school"] = "a new school"  # in every block of rows
+    whole = fit.predict(new, random_seed=3)
+    whole_link = fit.predict(kind="link")
+    monkeypatch.setattr(module, "CHUNK_BYTES", 8 * 4000 * 500)
+    pd.testing.assert_frame_equal(fit.predict(new, random_seed=3), whole, rtol=1e-12)
+    pd.testing.assert_frame_equal(fit.predict(kind="link"), whole_link, rtol=1e-12)
+
+
+def test_draws_that_cannot_fit_in_memory_are_refused_with_what_to_do(fits, monkeypatch):
+    from hierbayes import summarize
+
+    fit, _ = fits("london_rs_ml")
+    monkeypatch.setattr(summarize, "_available_memory", lambda: 2**20)  # 1 MiB
+    with pytest.raises(MemoryError, match=r"4,059 rows x 4,000 draws.*GiB is available: predict fewer rows"):
+        fit.predict(draws=True)
+    with pytest.raises(MemoryError, match=r"leave-one-row-out.*by='school'"):
+        fit.loo()
+    assert len(fit.predict()) == 4059  # the summaries go a block of rows at a time (256 MiB)
