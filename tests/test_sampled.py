@@ -10,6 +10,7 @@ import hierbayes as hb
 from hierbayes.design import make_design
 from hierbayes.formula import parse_formula
 from hierbayes.marginal.density import unpack
+from hierbayes.marginal.layout import H_PARTIAL
 from hierbayes.priors import make_priors
 from hierbayes.sampled.density import pack_sampled
 from hierbayes.sampled.likelihood import digamma
@@ -139,6 +140,8 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how):
     model = pack_sampled(design, make_priors(design), chosen, integrated=integrated)
     assert {b.group for b in model.sampled_blocks} == {b.group for b in design.blocks} - {"g"}
     assert model.n_integrated == len(integrated)
+    # centred intercepts of the sampled factors are partially centred on the intercept (crossed)
+    assert model.buffer[H_PARTIAL] == (how == "centered")
     x0, x1 = model.initial_point(3), model.initial_point(4)
     value, grad = model.logp(x0)
     h = 1e-6

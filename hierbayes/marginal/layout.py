@@ -30,6 +30,9 @@ each of its groups' Z'Z and Z'(y - offset), ``H_YTY`` (y - offset)'(y - offset),
 W = [X | the sampled blocks' columns] (one column per sampled effect, in x's order), W'(y -
 offset) (``OFF_WTY``) and, as sparse rows (each row's first entry in ``*_PTR``, then (column,
 value) pairs), W'W (``OFF_WTW``) and each integrated group's Z'W (``OFF_ZTW``, a row per effect).
+``H_PARTIAL`` = 1 when some sampled block's intercepts are partially centred (``crossed``); then
+``OFF_PARTIAL`` holds a code per block: 0 (its first term is not the intercept), 1 (it is), 2
+(it is, and its effects are in x as a_j = r_j + w (x_0 - ``H_X0``)).
 
 numba's disk cache keys each kernel on its own module's source text, not on this module's nor
 on the kernels it calls from other modules, so a kernel compiled against an older header or
@@ -58,8 +61,8 @@ PRIOR_CODES = {
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
     OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
     H_NINT, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER, OFF_OUTER_START, H_NA, OFF_A_VALUES, OFF_A_COUNTS,
-    OFF_A_INDEX, OFF_WTY, OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, HEADER,
-) = range(61)  # fmt: skip
+    OFF_A_INDEX, OFF_WTY, OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, H_PARTIAL, OFF_PARTIAL, H_X0, HEADER,
+) = range(64)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,
@@ -67,7 +70,7 @@ SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF
             OFF_OUTER_START, OFF_A_VALUES, OFF_A_COUNTS, OFF_A_INDEX)  # fmt: skip
 SAMPLED_SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X,
                     OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS, OFF_ZTZ, OFF_ZTY, OFF_WTY,
-                    OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW)  # fmt: skip
+                    OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, OFF_PARTIAL)  # fmt: skip
 
 
 def assemble(header, sections: dict, order) -> np.ndarray:

@@ -46,12 +46,12 @@ from ..marginal.laplace import laplace_loglik
 from ..marginal.stats import largest_factor, sufficient_stats
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
-    H_ROWS, H_YTY,
+    H_PARTIAL, H_ROWS, H_X0, H_YTY,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
-    OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
+    OFF_PARTIAL, OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
-from .crossed import cross_products, integrated_likelihood
+from .crossed import cross_products, integrated_likelihood, partial_adjoint, partial_weights
 from .likelihood import FAMILY_CODES, LINK_CODES, constants, loglik_rows
 from .rows import back, linear_predictor
 
@@ -59,8 +59,9 @@ __all__ = ["SampledModel", "pack_sampled", "priors_packable", "logp_and_grad", "
 
 
 @numba.njit(cache=True, error_model="numpy")
-def effects_from_x(x, buf, lam, b, r):
-    """The group effects r (block after block, a row per group) at x, given Lambda and b."""
+def effects_from_x(x, buf, lam, b, r, w):
+    """The group effects r (block after block, a row per group) at x, given Lambda, b and the
+    partial centring weights w per block (``crossed.partial_weights``)."""
     groups, n_blocks, blocks = int(buf[OFF_GROUPS]), int(buf[H_NBLOCKS]), int(buf[OFF_BLOCKS])
     n_small, cols = int(buf[H_NSMALL]), int(buf[OFF_TERM_COLS])
     for blk in range(int(buf[H_NINT]), n_blocks):
@@ -71,7 +72,8 @@ def effects_from_x(x, buf, lam, b, r):
             for a in range(size):
                 if centred > 0:
                     col = int(buf[cols + start + a])
-                    r[base + a] = x[n_small + base + a] - (b[col] if col >= 0 else 0.0)
+                    shift = b[col] if col >= 0 else (w[blk] * (x[0] - buf[H_X0]) if a == 0 else 0.0)
+                    r[base + a] = x[n_small + base + a] - shift
                 else:
                     acc = 0.0
                     for c in range(a + 1):
@@ -161,16 +163,20 @@ def logp_and_grad(x, buf, grad):
     if not (np.isfinite(lp_prior) and np.all(np.isfinite(lam)) and np.all(np.isfinite(theta))):
         return -np.inf  # outside what double precision can represent: a rejected point
     g_b, g_r, g_theta, g_lam = np.zeros(p), np.zeros(n_r), np.zeros(max(n_theta, 1)), np.zeros((q, q))
+    x0_bar = 0.0
     if buf[H_LAPLACE] > 0:  # the group effects integrated out (hierbayes.marginal.laplace)
         loglik, lp_groups = laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta), 0.0
     else:
-        r = np.empty(n_r)
-        effects_from_x(x, buf, lam, b, r)
+        r, w = np.empty(n_r), np.zeros(int(buf[H_NBLOCKS]))
+        total = partial_weights(buf, lam, theta[0], w) if buf[H_PARTIAL] > 0 else 1.0
+        effects_from_x(x, buf, lam, b, r, w)
         if buf[H_NINT] > 0:  # a crossed Gaussian model: one factor integrated out exactly
             loglik, g_theta[0] = integrated_likelihood(buf, b, r, theta[0], lam, g_b, g_r, g_lam)
         else:
             loglik = _likelihood(buf, b, r, theta, g_b, g_r, g_theta)
         lp_groups = _group_prior(x, r, buf, lam, g_r, g_lam, g_b, grad) if np.isfinite(loglik) else 0.0
+        if buf[H_PARTIAL] > 0 and np.isfinite(loglik):
+            x0_bar = partial_adjoint(x, buf, lam, theta[0], w, total, grad, g_lam, g_theta)
     if not np.isfinite(loglik + lp_groups):
         grad[:] = 0.0
         return -np.inf
@@ -191,6 +197,7 @@ def logp_and_grad(x, buf, grad):
             g += g_theta[t] * thetac[t].imag
         grad[i] = g / STEP
         xc[i] = x[i]
+    grad[0] += x0_bar  # x_0 in a_j = r_j + w (x_0 - c) (partial centring)
     return loglik + lp_groups + lp_prior
 
 
@@ -208,8 +215,10 @@ def expand(x, buf, out):
             out[p + a * q + c] = lam[a, c]
     out[p + q * q : p + q * q + n_theta] = theta[:n_theta]
     if buf[H_LAPLACE] == 0:
-        r = np.empty(x.shape[0] - n_small)
-        effects_from_x(x, buf, lam, b, r)
+        r, w = np.empty(x.shape[0] - n_small), np.zeros(int(buf[H_NBLOCKS]))
+        if buf[H_PARTIAL] > 0:
+            partial_weights(buf, lam, theta[0], w)
+        effects_from_x(x, buf, lam, b, r, w)
         out[p + q * q + n_theta :] = r
 
 
@@ -329,10 +338,14 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     n_small = len(labels)
     shifted = _shifted_terms(design, blocks, parameterization, integrated_names)
     term_cols = [terms.index(t) if (block.name, t) in shifted else -1 for block in blocks for t in block.terms]
+    partial = _partial_codes(blocks, group_rows, shifted, integrated_names) if integrated and has_int else []
     fixed_start = {"(Intercept)": loc}  # b at the start point (slopes 0)
-    for block, (n_groups, _, centred) in list(zip(blocks, [] if laplace else group_rows))[len(integrated):]:
+    in_x = list(enumerate(zip(blocks, [] if laplace else group_rows)))[len(integrated) :]
+    for k, (block, (n_groups, _, centred)) in in_x:
+        moved = {t for t in block.terms if (block.name, t) in shifted}
+        moved |= {"(Intercept)"} if partial and partial[k] == 2 else set()
         for level in design.factors[block.group].levels:
-            labels += [f"{'a' if (block.name, term) in shifted else 'r' if centred else 'z'}_{block.name}[{level},{term}]"
+            labels += [f"{'a' if term in moved else 'r' if centred else 'z'}_{block.name}[{level},{term}]"
                        for term in block.terms]  # fmt: skip
         at_start = [fixed_start.get(t, 0.0) if (block.name, t) in shifted else 0.0 for t in block.terms]
         start += at_start * n_groups
@@ -341,9 +354,10 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     n_theta = len(family.params)
     header = np.zeros(HEADER)
     header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
-            H_LAPLACE, H_NINT]] = [
+            H_LAPLACE, H_NINT, H_PARTIAL, H_X0]] = [
         len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + (0 if laplace else at), n_theta, n,
-        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace), len(integrated),
+        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace), len(integrated), float(2 in partial),
+        loc,
     ]  # fmt: skip
     Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
@@ -355,6 +369,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         OFF_Y: y[order], OFF_TRIALS: trials[order], OFF_OFFSET: offset[order], OFF_X: X[order], OFF_ZROWS: Z[order],
         OFF_CODES: codes[order], OFF_GROUPS: group_rows, OFF_STARTS: starts, OFF_TERM_COLS: term_cols,
         OFF_ZTZ: sufficient_stats(design).ZtZ if integrated else (),  # the largest factor's, as the draws read them
+        OFF_PARTIAL: partial if 2 in partial else (),
     }  # fmt: skip
     if integrated:  # the crossed likelihood's cross-products (``crossed``)
         cross = cross_products(y - offset, X, Z, codes, [(row[0], row[1]) for row in block_rows],
@@ -381,6 +396,18 @@ def _shifted_terms(design, blocks, parameterization, integrated=frozenset()) -> 
                 shifted.add((block.name, term))
                 claimed.add(term)
     return shifted
+
+
+def _partial_codes(blocks, group_rows, shifted, integrated) -> list[int]:
+    """Per block, for the partial centring of ``crossed``: 2 (sampled, centred, its first term
+    the intercept and not already shifted: in x as a_j = r_j + w x_0), 1 (its first term is the
+    intercept: its effects' mean trades off against x_0 too) or 0."""
+    codes = []
+    for block, (_, _, centred) in zip(blocks, group_rows):
+        first = block.terms[0] == "(Intercept)"
+        movable = block.name not in integrated and centred and (block.name, "(Intercept)") not in shifted
+        codes.append(2 if first and movable else int(first))
+    return codes
 
 
 def _theta_start(name: str, design) -> float:
