@@ -368,3 +368,28 @@ def test_fits_after_warm_up_compile_nothing_more():
     out = subprocess.run([sys.executable, "-c", _NO_NEW_COMPILE], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ x + (x | h)", "y ~ x + (1 | h/g)", "y ~ x + (1 | h) + (x | h:g)",  # one factor; nested, one and two effects
+    "y ~ x + (1 | h) + (1 | w_bin)", "y ~ x + offset(w) + (1 | g) + (x | h)",  # crossed
+])  # fmt: skip
+def test_a_response_far_from_zero_keeps_its_digits(formula):
+    """The likelihood depends on y - X b only, so y + 1e6 with the intercept moved by 1e6 gives
+    the same log density and gradient (one factor, nested, crossed). The statistics were of y
+    itself, and r'r = y'y - 2 b'X'y + b'X'X b lost every digit (London + 1e6: R-hat 4.3)."""
+    frame = _nested_data()
+    frame["w_bin"] = np.where(frame["w"] > 0, "a", "b")
+    packs = []
+    for shift in (0.0, 1e6):
+        shifted = frame.assign(y=frame["y"] + shift)
+        design = hb.make_design(formula, shifted)
+        packs.append(hb.make_model(design, hb.make_priors(design)).packed)
+    assert packs[0].parameters[0] == "Intercept_c"
+    for seed in range(5):
+        x = packs[0].initial_point(seed)
+        moved = x.copy()
+        moved[0] += 1e6
+        (v0, g0), (v1, g1) = packs[0].logp(x), packs[1].logp(moved)
+        assert v1 == pytest.approx(v0, abs=1e-6)
+        np.testing.assert_allclose(g1, g0, rtol=1e-6, atol=1e-6)

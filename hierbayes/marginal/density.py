@@ -28,13 +28,13 @@ from .. import names
 from .kernels import loglik_grad
 from .layout import (
     H_HASINT, H_INTCOL, H_J, H_N, H_NA, H_NBLOCKS, H_NDIM, H_NESTED, H_NEXP, H_NOUTER, H_NTHETA, H_P, H_Q,
-    H_Q1, H_YTY,
+    H_Q1, H_X0, H_YTY,
     HEADER, OFF_A_COUNTS, OFF_A_INDEX, OFF_A_VALUES, OFF_BLOCKS, OFF_BY_OUTER, OFF_MEANS, OFF_N_C, OFF_OUTER_OF,
     OFF_OUTER_START, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S,
     OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS, assemble,
 )  # fmt: skip
 from .nested import nested_loglik, nested_q1_loglik_grad
-from .stats import integrated_blocks, nested_factors, nested_stats, sufficient_stats
+from .stats import integrated_blocks, nested_factors, nested_stats, response_shift, sufficient_stats
 
 __all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "expand", "unpack", "prior_logp",
            "prior_row", "initial_point"]
@@ -353,8 +353,8 @@ def pack_model(design, priors) -> PackedModel:
     ordered.append(f"log {names.SIGMA}")
 
     header = np.zeros(HEADER)
-    header[[H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP, H_NTHETA]] = [
-        len(ordered), p, J, q, len(blocks), has_int, int_col, s.n, s.yty, p + q * q + 1, 1,
+    header[[H_NDIM, H_P, H_J, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_N, H_YTY, H_NEXP, H_NTHETA, H_X0]] = [
+        len(ordered), p, J, q, len(blocks), has_int, int_col, s.n, s.yty, p + q * q + 1, 1, response_shift(design),
     ]  # fmt: skip
     sections = {
         OFF_BLOCKS: block_rows, OFF_PRIORS: prior_rows, OFF_SLOPES: slopes, OFF_MEANS: means, OFF_XTX: s.XtX,

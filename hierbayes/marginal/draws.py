@@ -29,7 +29,10 @@ from .elementwise import backward, cholesky, forward
 from .kernels import draw_effects
 from .laplace import draw_laplace
 from .nested_draws import draw_nested_effects
-from .stats import factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, sampled_blocks, sufficient_stats
+from .stats import (
+    factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, response_shift, sampled_blocks,
+    sufficient_stats,
+)  # fmt: skip
 
 __all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects", "draw_laplace_effects"]
 
@@ -190,7 +193,8 @@ class _Residuals:
 
     def cross_products(self, sl, s):
         b = self.b[sl]
-        if not self.others:  # from the sufficient statistics alone
+        if not self.others:  # from the sufficient statistics alone (of y - c: c off the intercept)
+            b = b - np.asarray([response_shift(self.design) if t == "(Intercept)" else 0.0 for t in self.design.fixed_terms])
             Ztr = s.Zty[None] - np.einsum("jqp,sp->sjq", s.ZtX, b)
             rtr = s.yty_j[None] - 2 * np.einsum("jp,sp->sj", s.Xty_j, b) + np.einsum("sp,jpk,sk->sj", b, s.XtX_j, b)
             return Ztr, rtr

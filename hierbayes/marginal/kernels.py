@@ -28,9 +28,11 @@ import math
 import numba
 import numpy as np
 
-from .layout import H_J, H_N, H_P, H_Q, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ
+from .layout import (
+    H_HASINT, H_INTCOL, H_J, H_N, H_P, H_Q, H_X0, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ,
+)  # fmt: skip
 
-__all__ = ["loglik_grad", "residual_ss", "totals_residual", "woodbury_system", "woodbury_gradient", "woodbury_q1",
+__all__ = ["loglik_grad", "centred", "residual_ss", "totals_residual", "woodbury_system", "woodbury_gradient", "woodbury_q1",
            "woodbury_q2", "cholesky", "chol_solve", "lower_times", "group_draw", "draw_effects"]
 
 
@@ -38,6 +40,7 @@ __all__ = ["loglik_grad", "residual_ss", "totals_residual", "woodbury_system", "
 def loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     """The marginal log-likelihood at (b, Lambda, sigma); fills its gradient in b and Lambda
     and returns (loglik, d loglik / d sigma)."""
+    b = centred(b, buf)
     p, q, J = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J])
     n = buf[H_N]
     s2 = sigma * sigma
@@ -60,6 +63,16 @@ def loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     loglik = -0.5 * (n * math.log(2 * math.pi) + nq * math.log(s2) + logdet + resid / s2)
     d_s2 = -0.5 * (nq / s2 + trace - resid / (s2 * s2) + vtv / s2)
     return loglik, 2 * sigma * d_s2
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def centred(b, buf):
+    """b with c (``H_X0``) taken off the intercept: the statistics are of y - c
+    (``stats.response_shift``). Any dtype."""
+    out = b.copy()
+    if buf[H_HASINT] > 0:
+        out[int(buf[H_INTCOL])] -= buf[H_X0]
+    return out
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -426,8 +439,9 @@ def draw_effects(b, lam, sigma, z, buf, n_j, yty_j, Xty_j, XtX_j, effects, logli
         c, w, eta = np.empty(q), np.empty(q), np.empty(q)
         AL, M, L = np.empty((q, q)), np.empty((q, q)), np.empty((q, q))
         Xtr = np.empty(p)
+        bb = centred(b[s], buf)
         for j in range(J):
-            rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j], b[s], Xtr)
-            _group_c(j, b[s], buf, c)
+            rtr = residual_ss(yty_j[j], Xty_j[j], XtX_j[j], bb, Xtr)
+            _group_c(j, bb, buf, c)
             loglik[s, j] = group_draw(buf, ztz + j * q * q, c, rtr, n_j[j], lam[s], sigma[s], z[s, j], AL, M, L, w,
                                       eta, effects[s, j])  # fmt: skip

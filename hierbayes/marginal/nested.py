@@ -29,7 +29,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import chol_solve, cholesky, totals_residual
+from .kernels import centred, chol_solve, cholesky, totals_residual
 from .layout import (
     H_J, H_N, H_NA, H_NOUTER, H_P, H_Q, H_Q1, OFF_A_COUNTS, OFF_A_INDEX, OFF_A_VALUES, OFF_BY_OUTER, OFF_N_C,
     OFF_OUTER_OF, OFF_OUTER_START, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S, OFF_ZTU, OFF_ZTX,
@@ -108,6 +108,7 @@ def inner_group(c, b, lam, s2, buf, L, M, rhs, wY, zr, ur, u_s, B_s):
 @numba.njit(cache=True, error_model="numpy")
 def nested_loglik(b, lam, sigma, buf):
     """The log-likelihood with both factors integrated out (see the module docstring); complex-safe."""
+    b = centred(b, buf)  # the statistics are of y - c
     p, Q, q1, C, S = int(buf[H_P]), int(buf[H_Q]), int(buf[H_Q1]), int(buf[H_J]), int(buf[H_NOUTER])
     q2 = Q - q1
     outer_of = nested_offsets(buf)[0]
@@ -174,6 +175,7 @@ def nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     adjoints u_bar_s and B_bar_s of the outer solve, the classes' share of the gradient) while
     they are in cache. m_c depends on the class only through Z'Z, whose few distinct values
     (class sizes) get one log each; the adjoint of phi is summed per distinct value."""
+    b = centred(b, buf)  # the statistics are of y - c
     p, Q, C, S, NA = int(buf[H_P]), int(buf[H_Q]), int(buf[H_J]), int(buf[H_NOUTER]), int(buf[H_NA])
     q2 = Q - 1
     ZX = nested_offsets(buf)[5]

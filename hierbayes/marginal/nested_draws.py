@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import cholesky, lower_times, residual_ss
+from .kernels import centred, cholesky, lower_times, residual_ss
 from .layout import H_J, H_NA
 from .nested import class_residual, inner_group, less_class, nested_offsets, outer_offsets, outer_totals
 
@@ -70,7 +70,7 @@ def _draw_nested(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_
     p = b.shape[1]
     outer_of = nested_offsets(buf)[0]
     for d in numba.prange(S):
-        lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
+        lm, s2, bb = lam[d], sigma[d] * sigma[d], centred(b[d], buf)
         Ls = np.zeros((C, q1, q1))
         v = np.empty((C, q1))
         V = np.empty((C, q1, q2))
@@ -143,7 +143,7 @@ def _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, 
     p, NA = b.shape[1], int(buf[H_NA])
     _, _, _, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
     UU, UX, Uy, by_outer, starts, a_val, _, a_idx = outer_offsets(buf)
-    lm, s2, bb = lam[d], sigma[d] * sigma[d], b[d]
+    lm, s2, bb = lam[d], sigma[d] * sigma[d], centred(b[d], buf)
     log_s2 = math.log(s2)
     l1 = lm[0, 0]
     phi, root, log_m = np.empty(NA), np.empty(NA), np.empty(NA)  # per distinct Z'Z

@@ -14,8 +14,9 @@ once (``cross_products``), so a gradient never visits the rows:
     e'e = y'y - 2 t'W'y + t'W'W t,   c_j = Z_j'y - (Z'W)_j t,
     d/dt = (W'y - W'W t - sum_j (Z'W)_j' Lambda v_j) / sigma^2
 
-(y for y - offset; Lambda v_j the group's conditional mean of its effects). W'W and Z'W are
-sparse: an entry per pair of effects that share a row, so a gradient costs O(their entries),
+(y for y - offset - c and b with c taken off the intercept, c the response's mean: see
+``marginal.stats.response_shift``; Lambda v_j the group's conditional mean of its effects).
+W'W and Z'W are sparse: an entry per pair of effects that share a row, so a gradient costs O(their entries),
 fewer than the rows' when a subject sees an item more than once (73k rows, 3,000 subjects x
 1,100 items: 470 -> 175 us against the row loops).
 The intercepts of a sampled, centred block are partially centred on x_0 (the intercept at the
@@ -48,7 +49,7 @@ import numba
 import numpy as np
 from scipy import sparse
 
-from ..marginal.kernels import group_draw, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
+from ..marginal.kernels import centred, group_draw, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
 from ..marginal.layout import (
     H_NBLOCKS, H_NINT, H_NSMALL, H_ROWS, H_X0, H_YTY, OFF_BLOCKS, OFF_GROUPS, OFF_PARTIAL, OFF_STARTS, OFF_WTW, OFF_WTW_PTR,
     OFF_WTY, OFF_Y, OFF_ZTW, OFF_ZTW_PTR, OFF_ZTY, OFF_ZTZ,
@@ -105,7 +106,7 @@ def integrated_likelihood(buf, b, r, sigma, lam, g_b, g_r, g_lam):
     wty, zty = buf[int(buf[OFF_WTY]) : int(buf[OFF_WTY]) + m], buf[int(buf[OFF_ZTY]) : int(buf[OFF_ZTY]) + J * qi]
     ztz = int(buf[OFF_ZTZ])
     t = np.empty(m)
-    t[:p] = b
+    t[:p] = centred(b, buf)  # the cross-products are of y - offset - c
     t[p:] = r
     g = np.empty(m)
     rtr = buf[H_YTY]

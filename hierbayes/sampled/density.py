@@ -357,7 +357,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
             H_LAPLACE, H_NINT, H_PARTIAL, H_X0]] = [
         len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + (0 if laplace else at), n_theta, n,
         FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace), len(integrated), float(2 in partial),
-        loc,
+        loc if has_int else 0.0,
     ]  # fmt: skip
     Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))
     codes = np.stack([design.factors[b.group].codes for b in blocks], axis=1) if blocks else np.zeros((n, 0))
@@ -372,7 +372,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
         OFF_PARTIAL: partial if 2 in partial else (),
     }  # fmt: skip
     if integrated:  # the crossed likelihood's cross-products (``crossed``)
-        cross = cross_products(y - offset, X, Z, codes, [(row[0], row[1]) for row in block_rows],
+        cross = cross_products(y - offset - header[H_X0], X, Z, codes, [(row[0], row[1]) for row in block_rows],
                                [row[0] for row in group_rows], len(integrated))  # fmt: skip
         header[H_YTY] = cross.pop(H_YTY)
         sections.update(cross)
