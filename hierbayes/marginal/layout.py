@@ -30,7 +30,10 @@ each of its groups' Z'Z and Z'(y - offset), ``H_YTY`` (y - offset)'(y - offset),
 W = [X | the sampled blocks' columns] (one column per sampled effect, in x's order), W'(y -
 offset) (``OFF_WTY``) and, as sparse rows (each row's first entry in ``*_PTR``, then (column,
 value) pairs), W'W (``OFF_WTW``) and each integrated group's Z'W (``OFF_ZTW``, a row per effect).
-``H_PARTIAL`` = 1 when some sampled block's intercepts are partially centred (``crossed``); then
+``H_X0`` is c, the response's mean (on the link scale; 0 without an intercept): the statistics
+and cross-products of the integrated-out likelihoods are of y - c and the kernels take c off
+the intercept (``kernels.centred``). ``H_PARTIAL`` = 1 when some sampled block's intercepts
+are partially centred (``crossed``); then
 ``OFF_PARTIAL`` holds a code per block: 0 (its first term is not the intercept), 1 (it is), 2
 (it is, and its effects are in x as a_j = r_j + w (x_0 - ``H_X0``)).
 
