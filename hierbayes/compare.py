@@ -140,10 +140,11 @@ def pointwise_loglik(fit, by: str = "row", group_labels=None) -> xr.DataArray:
     family = fit.design.family
     if by == "row":
         n_draws = post.sizes["chain"] * post.sizes["draw"]
+        by_group = integrated_factors(fit.design) if marginal_applies(fit.design)[0] else ()
+        advice = (f"compare by group instead (by={by_group[0]!r}: one term a group), " if by_group else ""
+                  ) + "or fit fewer draws (draws=...)"
         check_memory(5 * 8 * n_draws * fit.design.n_obs,  # the draws, the log-likelihood, PSIS's copies
-                     f"leave-one-row-out for {fit.design.n_obs:,} rows x {n_draws:,} draws",
-                     f"compare by group instead (by={next(iter(fit.design.factors), 'the factor')!r}: one term "
-                     "a group)")  # fmt: skip
+                     f"leave-one-row-out for {fit.design.n_obs:,} rows x {n_draws:,} draws", advice)  # fmt: skip
         mu = predict(fit, draws=True)  # the mean of each row given the (drawn) group effects
         params = {p: post[p].transpose(*names.SAMPLE_DIMS).values[..., None] for p in family.param_names}
         return mu.copy(data=family.loglik(fit.design.y, mu.values, params, fit.design.trials))

@@ -186,6 +186,8 @@ class _Residuals:
 
     def __init__(self, design, posterior, b):
         self.design, self.b = design, b
+        # the statistics are of y - c: c off the intercept (as ``kernels.centred`` does)
+        self.shift = np.array([response_shift(design) if t == "(Intercept)" else 0.0 for t in design.fixed_terms])
         self.others = []
         for block in sampled_blocks(design):
             r = posterior[names.effects(block)].transpose(*names.SAMPLE_DIMS, ...).values
@@ -193,8 +195,8 @@ class _Residuals:
 
     def cross_products(self, sl, s):
         b = self.b[sl]
-        if not self.others:  # from the sufficient statistics alone (of y - c: c off the intercept)
-            b = b - np.asarray([response_shift(self.design) if t == "(Intercept)" else 0.0 for t in self.design.fixed_terms])
+        if not self.others:  # from the sufficient statistics alone
+            b = b - self.shift
             Ztr = s.Zty[None] - np.einsum("jqp,sp->sjq", s.ZtX, b)
             rtr = s.yty_j[None] - 2 * np.einsum("jp,sp->sj", s.Xty_j, b) + np.einsum("sp,jpk,sk->sj", b, s.XtX_j, b)
             return Ztr, rtr
