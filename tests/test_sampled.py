@@ -10,7 +10,7 @@ import hierbayes as hb
 from hierbayes.design import make_design
 from hierbayes.formula import parse_formula
 from hierbayes.marginal.density import unpack
-from hierbayes.marginal.layout import H_PARTIAL
+from hierbayes.marginal.layout import H_PARTIAL, H_ZTW_FULL
 from hierbayes.priors import make_priors
 from hierbayes.sampled.density import pack_sampled
 from hierbayes.sampled.likelihood import digamma
@@ -127,19 +127,24 @@ def test_a_glmm_fit_samples_the_packed_model_with_no_compile(data):
                                      "yn ~ x + (1 | g) + (x | h)", "yn ~ x + (x + z | g) + (1 | h)",
                                      "yn ~ x + offset(e) + (1 | g) + (x | h) + (1 | k)"])
 @pytest.mark.parametrize("how", ["noncentered", "centered"])
-def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how):
+@pytest.mark.parametrize("whole", [True, False])
+def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how, whole, monkeypatch):
     """Crossed factors of a Gaussian model: g (10 levels) integrated out, h's (and k's) effects
-    sampled.
+    sampled; Z'W packed whole or as sparse rows (here every g meets every h: whole by default).
     The gradient against finite differences, and the log-likelihood against the dense
     N(X b + Z_h r_h, sigma^2 I + Z_g G Z_g') between two points."""
     from scipy.stats import multivariate_normal
 
+    from hierbayes.sampled import crossed
+
+    monkeypatch.setattr(crossed, "WHOLE_ABOVE", 0.5 if whole else 1.0)
     design = make_design(parse_formula(formula), data)
     integrated = tuple(b for b in design.blocks if b.group == "g")
     chosen = {b.name: how for b in design.blocks if b.group != "g"}
     model = pack_sampled(design, make_priors(design), chosen, integrated=integrated)
     assert {b.group for b in model.sampled_blocks} == {b.group for b in design.blocks} - {"g"}
     assert model.n_integrated == len(integrated)
+    assert model.buffer[H_ZTW_FULL] == whole
     # centred intercepts of the sampled factors are partially centred on the intercept (crossed)
     assert model.buffer[H_PARTIAL] == (how == "centered")
     x0, x1 = model.initial_point(3), model.initial_point(4)

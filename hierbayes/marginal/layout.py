@@ -29,7 +29,8 @@ groups and ``OFF_STARTS`` marks them, as for the Laplace model; ``OFF_ZTZ`` and 
 each of its groups' Z'Z and Z'(y - offset), ``H_YTY`` (y - offset)'(y - offset), and with
 W = [X | the sampled blocks' columns] (one column per sampled effect, in x's order), W'(y -
 offset) (``OFF_WTY``) and, as sparse rows (each row's first entry in ``*_PTR``, then (column,
-value) pairs), W'W (``OFF_WTW``) and each integrated group's Z'W (``OFF_ZTW``, a row per effect).
+value) pairs), W'W (``OFF_WTW``) and each integrated group's Z'W (``OFF_ZTW``, a row per effect;
+whole, m values a row and no pairs, when ``H_ZTW_FULL`` = 1: over half its entries nonzero).
 ``H_X0`` is c, the response's mean (on the link scale; 0 without an intercept): the statistics
 and cross-products of the integrated-out likelihoods are of y - c and the kernels take c off
 the intercept (``kernels.centred``). ``H_PARTIAL`` = 1 when some sampled block's intercepts
@@ -64,8 +65,9 @@ PRIOR_CODES = {
     H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL, H_LAPLACE,
     OFF_SCALES, OFF_Y, OFF_TRIALS, OFF_OFFSET, OFF_X, OFF_ZROWS, OFF_CODES, OFF_GROUPS, OFF_STARTS, OFF_TERM_COLS,
     H_NINT, OFF_UTU_S, OFF_UTX_S, OFF_UTY_S, OFF_BY_OUTER, OFF_OUTER_START, H_NA, OFF_A_VALUES, OFF_A_COUNTS,
-    OFF_A_INDEX, OFF_WTY, OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, H_PARTIAL, OFF_PARTIAL, H_X0, HEADER,
-) = range(64)  # fmt: skip
+    OFF_A_INDEX, OFF_WTY, OFF_WTW_PTR, OFF_WTW, OFF_ZTW_PTR, OFF_ZTW, H_PARTIAL, OFF_PARTIAL, H_X0, H_ZTW_FULL,
+    HEADER,
+) = range(65)  # fmt: skip
 
 # the sections in buffer order, by header slot
 SECTIONS = (OFF_BLOCKS, OFF_PRIORS, OFF_SLOPES, OFF_MEANS, OFF_XTX, OFF_XTY, OFF_ZTZ, OFF_ZTX, OFF_ZTY,

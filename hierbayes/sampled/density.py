@@ -46,7 +46,7 @@ from ..marginal.laplace import laplace_loglik
 from ..marginal.stats import largest_factor, sufficient_stats
 from ..marginal.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
-    H_PARTIAL, H_ROWS, H_X0, H_YTY,
+    H_PARTIAL, H_ROWS, H_X0, H_YTY, H_ZTW_FULL,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
     OFF_PARTIAL, OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
@@ -374,7 +374,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     if integrated:  # the crossed likelihood's cross-products (``crossed``)
         cross = cross_products(y - offset - header[H_X0], X, Z, codes, [(row[0], row[1]) for row in block_rows],
                                [row[0] for row in group_rows], len(integrated))  # fmt: skip
-        header[H_YTY] = cross.pop(H_YTY)
+        header[H_YTY], header[H_ZTW_FULL] = cross.pop(H_YTY), cross.pop(H_ZTW_FULL)
         sections.update(cross)
     buffer = assemble(header, sections, SAMPLED_SECTIONS)
     return SampledModel(buffer, tuple(labels), np.asarray(start, dtype=float), np.asarray(jitter, dtype=float), p, q,
