@@ -11,8 +11,9 @@ A family says how the response relates to the linear predictor eta = X beta + Z 
   group-level variances (Nakagawa, Johnson & Schielzeth 2017): sigma² (Gaussian, Student-t);
   pi²/3 (logit), 1 (probit), pi²/6 (cloglog) for binary and binomial responses; for counts
   with a log link, the lognormal approximation log(1 + 1/lambda) (Poisson) and
-  log(1 + 1/lambda + 1/shape) (negative binomial), lambda = exp(beta_0 + sum of group-level
-  variances / 2) the mean count (``trigamma=True``: the trigamma variant, psi'(lambda) and
+  log(1 + 1/lambda + 1/shape) (negative binomial), lambda = exp(eta at the predictors' means
+  and the mean offset + sum of group-level intercept variances / 2) the mean count of a typical
+  row (``trigamma=True``: the trigamma variant, psi'(lambda) and
   psi'(1/(1/lambda + 1/shape))).
 - ``link_scale(y, trials)``: a location and scale of the response on the link scale, which
   the default priors and the standardised sampling use: (mean(y), sd(y)) for the identity link,

@@ -93,15 +93,20 @@ def _second_moments(fit, at):
 def residual_variance(fit, trigamma: bool = False) -> np.ndarray:
     """Draws (chain, draw) of the (latent-scale) residual variance, as the fit's family defines it.
 
-    Count families (log link) need the mean count: lambda = exp(beta_0 + the group-level
-    intercept variances / 2), Nakagawa, Johnson & Schielzeth (2017), eq. 5 and 6."""
-    family = fit.design.family
+    Count families (log link) need the mean count: lambda = exp(eta_bar + the group-level
+    intercept variances / 2), Nakagawa, Johnson & Schielzeth (2017), eq. 5 and 6, with eta_bar
+    the linear predictor at the predictors' means and the mean offset (their advice to centre
+    the covariates, so that lambda is the count of a typical row, not of x = 0 and an exposure
+    of 1)."""
+    design = fit.design
+    family = design.family
     post = fit.posterior
     shape = (post.sizes["chain"], post.sizes["draw"])
     lam = None
     if family.latent_residual_variance is not None and family.link == "log":
-        eta = post[names.FIXED].sel({names.TERM: "(Intercept)"}).values if fit.design.has_intercept else 0.0
-        for block in fit.design.blocks:
+        beta = post[names.FIXED].transpose(*SAMPLE_DIMS, names.TERM).values
+        eta = beta @ design.X.mean(axis=0) + (float(np.mean(design.offset)) if design.offset is not None else 0.0)
+        for block in design.blocks:
             if "(Intercept)" in block.terms:
                 eta = eta + 0.5 * post[names.sd(block)].sel({names.effect_dim(block): "(Intercept)"}).values ** 2
         lam = np.exp(eta)

@@ -180,9 +180,12 @@ def test_an_offset_enters_with_coefficient_one():
     fe = fit.fixef()
     assert fe.loc["(Intercept)", "lower"] < 0.3 < fe.loc["(Intercept)", "upper"]
     assert fe.loc["x", "lower"] < 0.5 < fe.loc["x", "upper"]
-    # latent ICC of a Poisson model (Nakagawa et al. 2017): lambda = exp(b0 + tau^2 / 2)
+    # latent ICC of a Poisson model (Nakagawa et al. 2017): lambda = exp(eta_bar + tau^2 / 2), the
+    # count of a typical row: x at its mean and the mean log exposure (about 10 here, not 1)
     tau2 = fit.posterior["sd_g"].values[..., 0] ** 2
-    lam = np.exp(fit.posterior["b"].sel(term="(Intercept)").values + tau2 / 2)
+    b = fit.posterior["b"]
+    eta_bar = b.sel(term="(Intercept)").values + b.sel(term="x").values * x.mean() + np.log(exposure).mean()
+    lam = np.exp(eta_bar + tau2 / 2)
     icc = fit.icc(draws=True).sel(icc="g").values
     np.testing.assert_allclose(icc, tau2 / (tau2 + np.log1p(1 / lam)))
     from scipy.special import polygamma
