@@ -123,6 +123,32 @@ def test_a_glmm_fit_samples_the_packed_model_with_no_compile(data):
     assert {"b", "sd_g", "L_g", "cor_g"} <= set(fit.posterior.data_vars)
 
 
+def _integrated_dense(design, model, integrated, factor, x):
+    """log N(y | X b + Z_sampled r, sigma^2 I + Z_f G Z_f') at ``x``, ``factor``'s blocks
+    (``integrated``) integrated out: the dense normal the integrated-out kernel must match."""
+    from scipy.stats import multivariate_normal
+
+    nat = model.natural(x)
+    q_g = sum(b.size for b in integrated)
+    mean = design.X @ nat["b"] + (design.offset if design.offset is not None else 0)
+    at = 0
+    for block in model.sampled_blocks:
+        J = design.factors[block.group].n_levels
+        r = nat["r"][at : at + J * block.size].reshape(J, block.size)
+        mean = mean + (r[design.factors[block.group].codes] * block.Z).sum(axis=1)
+        at += r.size
+    codes, J = design.factors[factor].codes, design.factors[factor].n_levels
+    Zg = np.zeros((design.n_obs, J * q_g))
+    col = 0
+    for block in integrated:
+        for k in range(block.size):
+            Zg[np.arange(design.n_obs), codes * q_g + col + k] = block.Z[:, k]
+        col += block.size
+    lam = nat["Lambda"][:q_g, :q_g]
+    G = np.kron(np.eye(J), lam @ lam.T)
+    return multivariate_normal(mean, nat["sigma"] ** 2 * np.eye(design.n_obs) + Zg @ G @ Zg.T).logpdf(design.y)
+
+
 @pytest.mark.parametrize("formula", ["yn ~ x + (x | g) + (x | h)", "yn ~ x + (x || g) + (1 | h)",
                                      "yn ~ x + (1 | g) + (x | h)", "yn ~ x + (x + z | g) + (1 | h)",
                                      "yn ~ x + offset(e) + (1 | g) + (x | h) + (1 | k)"])
@@ -133,8 +159,6 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how, 
     sampled; Z'W packed whole or as sparse rows (here every g meets every h: whole by default).
     The gradient against finite differences, and the log-likelihood against the dense
     N(X b + Z_h r_h, sigma^2 I + Z_g G Z_g') between two points."""
-    from scipy.stats import multivariate_normal
-
     from hierbayes.sampled import crossed
 
     monkeypatch.setattr(crossed, "WHOLE_ABOVE", 0.5 if whole else 1.0)
@@ -154,28 +178,39 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how, 
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
 
     def dense(x):
-        nat = model.natural(x)
-        q_g = sum(b.size for b in integrated)
-        mean = design.X @ nat["b"] + (design.offset if design.offset is not None else 0)
-        at, start = 0, q_g
-        for block in model.sampled_blocks:
-            J = design.factors[block.group].n_levels
-            r = nat["r"][at : at + J * block.size].reshape(J, block.size)
-            mean = mean + (r[design.factors[block.group].codes] * block.Z).sum(axis=1)
-            at, start = at + r.size, start + block.size
-        codes, J = design.factors["g"].codes, design.factors["g"].n_levels
-        Zg = np.zeros((design.n_obs, J * q_g))
-        col = 0
-        for block in integrated:
-            for k in range(block.size):
-                Zg[np.arange(design.n_obs), codes * q_g + col + k] = block.Z[:, k]
-            col += block.size
-        lam = nat["Lambda"][:q_g, :q_g]
-        G = np.kron(np.eye(J), lam @ lam.T)
-        return multivariate_normal(mean, nat["sigma"] ** 2 * np.eye(design.n_obs) + Zg @ G @ Zg.T).logpdf(design.y)
+        return _integrated_dense(design, model, integrated, "g", x)
 
     ours = (model.logp(x1)[0] - _priors_numpy(design, model, chosen, x1)) - (value - _priors_numpy(design, model, chosen, x0))
     assert ours == pytest.approx(dense(x1) - dense(x0), rel=1e-9, abs=1e-8)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (x | s) + (x | s:c)", "y ~ x + (1 | s) + (x || s:c)"])
+def test_nested_with_several_effects_a_class_integrates_the_classes_and_samples_the_schools(formula):
+    """Two nested factors with more than one effect an inner group: the inner factor is
+    integrated out (the crossed kernel) and the outer factor's effects are sampled, centred
+    around the fixed effects (``a_`` labels). The log-likelihood against the dense normal
+    between two points, the gradient against finite differences."""
+    rng = np.random.default_rng(5)
+    rows = [{"s": f"s{s}", "c": f"c{c}", "x": rng.normal()} for s in range(6) for c in range(3) for _ in range(4)]
+    df = pd.DataFrame(rows)
+    df["y"] = 1 + 0.5 * df.x + rng.normal(size=6)[df.s.str[1:].astype(int)] + rng.normal(size=len(df))
+    design = make_design(parse_formula(formula), df)
+    model = hb.make_model(design, parameterization={"s": "centered"})
+    assert model.method == "marginal" and model.integrated == ("s:c",)
+    packed = model.packed
+    assert [b.group for b in packed.sampled_blocks] == ["s"] and packed.n_integrated == len(design.blocks) - 1
+    school_labels = [label for label in packed.parameters if label.startswith(("a_s[", "r_s[", "z_s["))]
+    assert school_labels and all(label.startswith("a_s[") for label in school_labels)  # around b, every term
+    integrated = tuple(b for b in design.blocks if b.group == "s:c")
+    x0, x1 = packed.initial_point(3), packed.initial_point(4)
+    value, grad = packed.logp(x0)
+    h = 1e-6
+    numeric = np.array([(packed.logp(x0 + h * e)[0] - packed.logp(x0 - h * e)[0]) / (2 * h) for e in np.eye(packed.n_dim)])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+    chosen = model.parameterization
+    ours = (packed.logp(x1)[0] - _priors_numpy(design, packed, chosen, x1)) - (value - _priors_numpy(design, packed, chosen, x0))
+    dense = _integrated_dense(design, packed, integrated, "s:c", x1) - _integrated_dense(design, packed, integrated, "s:c", x0)
+    assert ours == pytest.approx(dense, rel=1e-9, abs=1e-8)
 
 
 @pytest.mark.parametrize("formula", ["yn ~ x + (x | g) + (1 | h)", "yn ~ x + (x + z | g) + (x | h)"])

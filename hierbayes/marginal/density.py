@@ -317,8 +317,8 @@ def pack_model(design, priors) -> PackedModel:
     X, terms = design.X, design.fixed_terms
     p = X.shape[1]
     J = s.Zty.shape[0]
-    nested = nested_factors(design)
-    blocks = integrated_blocks(design)  # with two nested factors: the inner one's, then the outer's
+    nested = nested_factors(design)  # both integrated out here, whatever ``hb.fit`` would choose
+    blocks = integrated_blocks(design, nested)  # with two nested factors: the inner one's, then the outer's
     q = sum(b.size for b in blocks)
     has_int = int(design.has_intercept)
     int_col = terms.index("(Intercept)") if has_int else -1
