@@ -31,8 +31,7 @@ from .laplace import draw_laplace
 from .nested_draws import draw_nested_effects
 from .stats import (
     factor_Z, integrated_blocks, largest_factor, nested_factors, nested_integrated, nested_stats, response_shift,
-    sampled_blocks,
-    sufficient_stats,
+    sampled_blocks, sufficient_stats,
 )  # fmt: skip
 
 __all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects", "draw_laplace_effects"]
