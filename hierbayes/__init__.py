@@ -23,14 +23,28 @@ from .model import Model, build_model, make_model  # noqa: E402
 from .design import DataError, Design, center, make_design  # noqa: E402
 from .frequentist import UnsupportedStructure, fit_mixedlm  # noqa: E402
 from .formula import FormulaError, ModelSpec, parse_formula  # noqa: E402
-from .plots import (  # noqa: E402
-    plot_caterpillar, plot_fitted, plot_forest, plot_ppc, plot_rank, plot_ranks, plot_shrinkage, plot_trace,
-    plot_variance,
-)  # fmt: skip
 from .priors import Prior, PriorError, Priors, default_priors, make_priors  # noqa: E402
 from .results import FitResult  # noqa: E402
 from .sampling import Diagnostics, Sampled, SamplingError, SamplingWarning, diagnose, sample, sample_model  # noqa: E402
 from .variance import variance_reduction  # noqa: E402
+
+# The plots (matplotlib and arviz-plots, about 0.4 s to import) load at the first plot: a fit
+# and its summary never need them.
+_PLOTS = ("plot_forest", "plot_variance", "plot_caterpillar", "plot_shrinkage", "plot_fitted", "plot_ppc",
+          "plot_trace", "plot_rank", "plot_ranks")  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _PLOTS:
+        from . import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'hierbayes' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PLOTS))
+
 
 try:
     __version__ = _metadata.version("hierbayes")

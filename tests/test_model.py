@@ -156,3 +156,20 @@ def test_fixed_effects_are_sampled_standardised_under_the_same_priors(london):
         expected += dist.logpdf(scale * z) + np.log(scale)
     # PyMC's StudentT log density and scipy's differ by about 4e-9 (their log-gamma constants)
     assert float(logp[0] + logp[1]) == pytest.approx(expected, abs=1e-8)
+
+
+def test_import_leaves_pymc_and_the_plotting_libraries_for_later():
+    """``import hierbayes`` loads neither PyMC, PyTensor, matplotlib nor arviz-plots (about
+    1.4 s together; a default fit needs none of them); the plot functions load matplotlib
+    at first use and are listed by ``dir``."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hierbayes as hb\n"
+            "print(sorted(m for m in ('pymc', 'pytensor', 'matplotlib', 'arviz_plots') if m in sys.modules))\n"
+            "print(callable(hb.plot_forest), 'matplotlib' in sys.modules, 'plot_forest' in dir(hb))\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "True True True"]
+    with pytest.raises(AttributeError, match="no attribute 'plot_nothing'"):
+        hb.plot_nothing  # noqa: B018
