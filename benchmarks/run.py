@@ -196,7 +196,7 @@ def time_to_answer(repeats=3):
 def nested(seed=1):
     """Both nested factors integrated out: nutpie on the packed model (default) and PyMC's own
     NUTS on the same model (the same kernels through an Op); then a slope on the classes too
-    (the classes integrated out, the schools' effects sampled)."""
+    (both still integrated out: ``marginal.nested_slopes``)."""
     data, formula = simulate_nested(seed=seed)
     rows = []
     idata, wall = hierbayes_fit(formula, data, "auto", seed)
@@ -206,7 +206,7 @@ def nested(seed=1):
     rows.append({"model": "lme4 lmer (ML point estimate)", "wall_s": lme4_time(data, LME4["nested"])})
     slopes = formula.replace("(1 | school:class)", "(x | school:class)")  # several effects a class
     idata, wall = hierbayes_fit(slopes, data, "auto", seed)
-    rows.append(summarise("(x | school:class): hierbayes auto (classes integrated out, schools sampled)", idata, wall,
+    rows.append(summarise("(x | school:class): hierbayes auto (schools and classes integrated out)", idata, wall,
                           ["school", "school:class"]))  # fmt: skip
     rows.append({"model": "(x | school:class): lme4 lmer (ML point estimate)",
                  "wall_s": lme4_time(data, LME4["nested"].replace("(1 | school:class)", "(x | school:class)"))})

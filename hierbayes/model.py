@@ -4,10 +4,9 @@
 integrated out, see ``hierbayes.marginal``; ``full``: all sampled), which factors are
 integrated out, and how sampled group effects are parameterised; it packs the model as data
 for the numba kernels: the sufficient statistics where group effects are integrated out (one
-grouping factor, or two nested ones with one effect an inner group; ``hierbayes.marginal``),
-or the rows where effects are sampled (any family and blocks; ``hierbayes.sampled``; with
-crossed factors of a Gaussian model, or nested ones with several effects an inner group, the
-largest factor's effects integrated out there and the others' sampled). The ``Model`` it returns builds its
+grouping factor, or two nested ones; ``hierbayes.marginal``), or the rows where effects are
+sampled (any family and blocks; ``hierbayes.sampled``; with crossed factors of a Gaussian
+model, the largest factor's effects integrated out there and the others' sampled). The ``Model`` it returns builds its
 ``pymc.Model`` on first use: the default sampler runs the packed model directly and never
 needs one.
 

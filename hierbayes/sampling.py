@@ -2,7 +2,7 @@
 
 ``sample_model`` runs nutpie directly on the packed model (``hierbayes.marginal``: one
 grouping factor or two nested ones integrated out; ``hierbayes.sampled``: every other model,
-crossed factors, and nested ones with several effects a class, with the largest integrated out) when every prior is one the numba kernels
+and crossed factors with the largest integrated out) when every prior is one the numba kernels
 evaluate and no other sampler option is given; else NUTS on the PyMC model (nutpie compiles
 it, or PyMC's own sampler runs it). Either way the same factors are integrated out (the model
 decides), and the posterior is then completed: exact draws of the integrated factors'

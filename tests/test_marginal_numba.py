@@ -165,6 +165,8 @@ NESTED = [
     "y ~ x + (1 + x + w | h) + (1 | h:g)",      # q2 = 3: the outer solve with loops
     "y ~ x + (x | h) + (1 | k)",                # classes labelled across schools (k's levels interleave h's)
     "y ~ x + (1 | h) + (0 + x | h:g)",          # one class effect, a slope: Z'Z differs from class to class
+    "y ~ x + (x | h) + (x | h:g)",              # two effects a class and a school: the kernels in scalars
+    "y ~ x + (1 + x + w | h) + (x | h:g)",      # two a class, three a school: the loops
 ]  # fmt: skip
 
 
@@ -234,7 +236,52 @@ def test_nested_log_likelihood_is_the_dense_normal_density_and_its_gradient_exac
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("formula", NESTED[:2] + NESTED[3:])
+@pytest.mark.parametrize("formula, n_dim", [("y ~ x + (x | h) + (x | h:g)", 9), ("y ~ x + (1 | h) + (x || h:g)", 6)])
+def test_nested_with_several_effects_a_class_integrates_both_factors(formula, n_dim):
+    """Two nested factors with more than one effect a class are both integrated out (the
+    gradient by hand, ``nested_slopes``): NUTS sees the fixed effects, SDs, correlations and
+    sigma only. (They were fit with the classes alone integrated out and the schools' effects
+    sampled while the gradient came by complex step: 200x the cost.)"""
+    design = hb.make_design(formula, _nested_data())
+    model = hb.make_model(design)
+    assert model.method == "marginal" and model.integrated == ("h", "h:g")
+    assert model.packed.nested and model.packed.n_dim == n_dim
+    assert not [label for label in model.packed.parameters if label.startswith(("r_", "z_", "a_"))]
+
+
+@pytest.mark.parametrize("formula", NESTED)
+def test_nested_gradient_by_hand_is_the_complex_step_derivative(formula):
+    """The hand-written gradients (``nested.nested_q1_loglik_grad``, ``nested_slopes``: in
+    scalars for two effects a class, with loops otherwise) against the complex-step derivative
+    of ``nested.nested_loglik``, exact to rounding, at three random points."""
+    from hierbayes.marginal.density import loglik_and_grad
+    from hierbayes.marginal.nested import nested_loglik
+
+    design, packed = _nested(formula)
+    rng, h = np.random.default_rng(4), 1e-30
+    for _ in range(3):
+        b, lam, sigma = packed.natural(packed.start + rng.normal(0, 0.6, packed.n_dim))
+        g_b, g_lam = np.empty_like(b), np.empty_like(lam)
+        value, g_sigma = loglik_and_grad(b, lam, sigma, packed.buffer, g_b, g_lam)
+        assert value == pytest.approx(nested_loglik(b, lam, sigma, packed.buffer), rel=1e-12)
+        bc, lc = b.astype(complex), lam.astype(complex)
+
+        def step(bc, lc, sc):
+            return nested_loglik(bc, lc, sc, packed.buffer).imag / h
+
+        want_b = [step(bc + 1j * h * e, lc, sigma + 0j) for e in np.eye(len(b))]
+        rows, cols = np.tril_indices(lam.shape[0])
+        want_lam = []
+        for a, c in zip(rows, cols):
+            lc[a, c] += 1j * h
+            want_lam.append(step(bc, lc, sigma + 0j))
+            lc[a, c] = lam[a, c]
+        np.testing.assert_allclose(g_b, want_b, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(g_lam[rows, cols], want_lam, rtol=1e-10, atol=1e-10)
+        assert g_sigma == pytest.approx(step(bc, lc, sigma + 1j * h), rel=1e-10, abs=1e-10)
+
+
+@pytest.mark.parametrize("formula", NESTED)
 def test_nested_exact_draws_have_the_conditional_mean_and_covariance(formula):
     """A draw is m + T z (z the standard normals the kernel is given): with z = 0 it is the
     posterior mean of all group effects given the parameters, and T T' their posterior

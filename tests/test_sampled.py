@@ -184,35 +184,6 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how, 
     assert ours == pytest.approx(dense(x1) - dense(x0), rel=1e-9, abs=1e-8)
 
 
-@pytest.mark.parametrize("formula", ["y ~ x + (x | s) + (x | s:c)", "y ~ x + (1 | s) + (x || s:c)"])
-def test_nested_with_several_effects_a_class_integrates_the_classes_and_samples_the_schools(formula):
-    """Two nested factors with more than one effect an inner group: the inner factor is
-    integrated out (the crossed kernel) and the outer factor's effects are sampled, centred
-    around the fixed effects (``a_`` labels). The log-likelihood against the dense normal
-    between two points, the gradient against finite differences."""
-    rng = np.random.default_rng(5)
-    rows = [{"s": f"s{s}", "c": f"c{c}", "x": rng.normal()} for s in range(6) for c in range(3) for _ in range(4)]
-    df = pd.DataFrame(rows)
-    df["y"] = 1 + 0.5 * df.x + rng.normal(size=6)[df.s.str[1:].astype(int)] + rng.normal(size=len(df))
-    design = make_design(parse_formula(formula), df)
-    model = hb.make_model(design, parameterization={"s": "centered"})
-    assert model.method == "marginal" and model.integrated == ("s:c",)
-    packed = model.packed
-    assert [b.group for b in packed.sampled_blocks] == ["s"] and packed.n_integrated == len(design.blocks) - 1
-    school_labels = [label for label in packed.parameters if label.startswith(("a_s[", "r_s[", "z_s["))]
-    assert school_labels and all(label.startswith("a_s[") for label in school_labels)  # around b, every term
-    integrated = tuple(b for b in design.blocks if b.group == "s:c")
-    x0, x1 = packed.initial_point(3), packed.initial_point(4)
-    value, grad = packed.logp(x0)
-    h = 1e-6
-    numeric = np.array([(packed.logp(x0 + h * e)[0] - packed.logp(x0 - h * e)[0]) / (2 * h) for e in np.eye(packed.n_dim)])
-    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
-    chosen = model.parameterization
-    ours = (packed.logp(x1)[0] - _priors_numpy(design, packed, chosen, x1)) - (value - _priors_numpy(design, packed, chosen, x0))
-    dense = _integrated_dense(design, packed, integrated, "s:c", x1) - _integrated_dense(design, packed, integrated, "s:c", x0)
-    assert ours == pytest.approx(dense, rel=1e-9, abs=1e-8)
-
-
 @pytest.mark.parametrize("formula", ["yn ~ x + (x | g) + (1 | h)", "yn ~ x + (x + z | g) + (x | h)"])
 def test_crossed_exact_draws_compiled_match_numpy(data, formula):
     """The integrated factor's effects and per-group log-likelihood drawn after sampling: the

@@ -5,7 +5,7 @@ Unconstrained parameters, in order: ``Intercept_c`` (the intercept at the predic
 partial correlations as atanh values (the Stan/LKJ Cholesky transform), and log sigma.
 
 The log-likelihood and its gradient in (b, Lambda, sigma) come from ``kernels`` (one factor)
-and ``nested`` (two nested factors). The map from the unconstrained parameters to
+and ``nested`` / ``nested_slopes`` (two nested factors). The map from the unconstrained parameters to
 (b, Lambda, sigma), the priors and the Jacobians involve a few dozen numbers; their
 derivatives are taken by complex-step differentiation (exact to rounding for these analytic
 functions), so no prior needs a hand-written gradient.
@@ -33,7 +33,8 @@ from .layout import (
     OFF_OUTER_START, OFF_PRIORS, OFF_SLOPES, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S,
     OFF_SCALES, OFF_XTX, OFF_XTY, OFF_ZTU, OFF_ZTX, OFF_ZTY, OFF_ZTZ, PRIOR_CODES, SECTIONS, assemble,
 )  # fmt: skip
-from .nested import nested_loglik, nested_q1_loglik_grad
+from .nested import nested_q1_loglik_grad
+from .nested_slopes import nested_loglik_grad
 from .stats import integrated_blocks, nested_factors, nested_stats, response_shift, sufficient_stats
 
 __all__ = ["PackedModel", "pack_model", "loglik_and_grad", "logp_and_grad", "expand", "unpack", "prior_logp",
@@ -156,30 +157,12 @@ def loglik_and_grad(b, lam, sigma, buf, g_b, g_lam):
         return loglik_grad(b, lam, sigma, buf, g_b, g_lam)
     if int(buf[H_Q1]) == 1:
         return nested_q1_loglik_grad(b, lam, sigma, buf, g_b, g_lam)
-    # several effects per inner group: complex step over b, Lambda's lower triangle and sigma
-    p, q = b.shape[0], lam.shape[0]
-    bc = b.astype(np.complex128)
-    lc = lam.astype(np.complex128)
-    sc = sigma + 0j
-    for k in range(p):
-        bc[k] = b[k] + 1j * STEP
-        g_b[k] = nested_loglik(bc, lc, sc, buf).imag / STEP
-        bc[k] = b[k]
-    g_lam[:, :] = 0.0
-    for a in range(q):
-        for c in range(a + 1):
-            lc[a, c] = lam[a, c] + 1j * STEP
-            g_lam[a, c] = nested_loglik(bc, lc, sc, buf).imag / STEP
-            lc[a, c] = lam[a, c]
-    g_sigma = nested_loglik(bc, lc, sc + 1j * STEP, buf).imag / STEP
-    return nested_loglik(b, lam, sigma, buf), g_sigma
+    return nested_loglik_grad(b, lam, sigma, buf, g_b, g_lam)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def logp_and_grad(x, buf, grad):
     """Log posterior density (up to a constant) at unconstrained x; fills ``grad``."""
-    if buf[H_NESTED] > 0 and int(buf[H_Q1]) > 1:  # complex step through the whole density
-        return _nested_logp_and_grad(x, buf, grad)
     n_dim, p, q = x.shape[0], int(buf[H_P]), int(buf[H_Q])
     b = np.zeros(p)
     lam = np.zeros((q, q))
@@ -224,25 +207,6 @@ def expand(x, buf, out):
         for c in range(q):
             out[p + a * q + c] = lam[a, c]
     out[p + q * q] = sig[0]
-
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _nested_logp_and_grad(x, buf, grad):
-    """``logp_and_grad`` for two nested factors: the gradient by complex step throughout."""
-    n_dim, p, q = x.shape[0], int(buf[H_P]), int(buf[H_Q])
-    xc = x.astype(np.complex128)
-    bc = np.zeros(p, dtype=np.complex128)
-    lamc = np.zeros((q, q), dtype=np.complex128)
-    sigc = np.zeros(1, dtype=np.complex128)
-    value = 0.0
-    for i in range(n_dim):
-        xc[i] = x[i] + 1j * STEP
-        lp = unpack(xc, buf, bc, lamc, sigc) + nested_loglik(bc, lamc, sigc[0], buf)
-        grad[i] = lp.imag / STEP
-        value = lp.real
-        xc[i] = x[i]
-    return value
 
 
 

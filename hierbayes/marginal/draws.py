@@ -30,7 +30,7 @@ from .kernels import draw_effects
 from .laplace import draw_laplace
 from .nested_draws import draw_nested_effects
 from .stats import (
-    factor_Z, integrated_blocks, largest_factor, nested_factors, nested_integrated, nested_stats, response_shift,
+    factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, response_shift,
     sampled_blocks, sufficient_stats,
 )  # fmt: skip
 
@@ -40,7 +40,7 @@ __all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_
 def complete(design, posterior: xr.Dataset, packed=None, random_seed=None):
     """The integrated factors' exact effects and the per-group log-likelihood (see above);
     ``packed`` (the model's ``PackedModel``) is needed with two nested factors."""
-    if nested_integrated(design) is not None:
+    if nested_factors(design) is not None:
         return draw_nested_group_effects(design, posterior, packed, random_seed=random_seed)
     return draw_group_effects(design, posterior, packed, random_seed=random_seed)
 

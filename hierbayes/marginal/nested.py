@@ -14,11 +14,10 @@ take U_s'U_s, U_s'X and U_s'y per outer group from the buffer (so a class adds o
 Woodbury correction), visit each outer group's classes together, compute log m_c once per
 distinct Z'Z (class sizes repeat), and the gradient keeps one or two outer effects in scalars
 (55 us against 240 us for the earlier class-by-class version on 100k pupils in 4,000 classes
-in 500 schools). With several effects per class one per-class step (``inner_group``) serves
-the log-likelihood and the draws, and ``density`` takes the gradient by complex step through
-``nested_loglik``: 200x the cost of the q1 = 1 gradient, so ``hb.fit`` integrates only the
-classes out there and samples the schools' effects (``stats.nested_integrated``); these
-kernels stay, tested against the dense normal, as the base of a hand-written q1 > 1 gradient.
+in 500 schools). With several effects per class the gradient is ``nested_slopes``'s, which
+shares the outer groups' solve (``outer_solve``, ``outer_solve_2``) with the q1 = 1 kernels;
+``nested_loglik`` (complex-safe, with the per-class step ``inner_group``) is the reference
+the hand-written gradients are tested against, and the general draws' per-class step.
 
 Takes the packed buffer (``layout``) and (b, Lambda, sigma); returns log-likelihoods and
 gradients. The per-class and per-school steps are public for ``nested_draws``.
@@ -39,7 +38,7 @@ from .layout import (
 )  # fmt: skip
 
 __all__ = ["nested_loglik", "nested_q1_loglik_grad", "nested_offsets", "outer_offsets", "inner_group", "outer_totals",
-           "class_residual", "less_class"]
+           "outer_solve", "outer_solve_2", "class_residual", "less_class"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -280,25 +279,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
         b00 -= f * z0 * z0
         b01 -= f * z0 * z1
         b11 -= f * z1 * z1
-    u0, u1, b00, b01, b11 = u0 / s2, u1 / s2, b00 / s2, b01 / s2, b11 / s2
-    c00, c01 = b00 * l00 + b01 * l10, b00 * l01 + b01 * l11  # C = B L
-    c10, c11 = b01 * l00 + b11 * l10, b01 * l01 + b11 * l11
-    k00, k01, k11 = 1.0 + l00 * c00 + l10 * c10, l00 * c01 + l10 * c11, 1.0 + l01 * c01 + l11 * c11
-    g0, g1 = l00 * u0 + l10 * u1, l01 * u0 + l11 * u1
-    det = k00 * k11 - k01 * k01
-    i00, i01, i11 = k11 / det, -k01 / det, k00 / det  # K^{-1}
-    h0, h1 = i00 * g0 + i01 * g1, i01 * g0 + i11 * g1
-    w00, w01, w11 = i00 + h0 * h0, i01 + h0 * h1, i11 + h1 * h1  # W = K^{-1} + h h'
-    ub0, ub1 = l00 * h0 + l01 * h1, l10 * h0 + l11 * h1  # u_bar = L h
-    e00, e01 = l00 * w00 + l01 * w01, l00 * w01 + l01 * w11  # B_bar = -1/2 L W L'
-    e10, e11 = l10 * w00 + l11 * w01, l10 * w01 + l11 * w11
-    bb00, bb01, bb11 = -0.5 * (e00 * l00 + e01 * l01), -0.5 * (e00 * l10 + e01 * l11), -0.5 * (e10 * l10 + e11 * l11)
-    g_L[0, 0] += u0 * h0 - (c00 * w00 + c01 * w01)  # u h' - C W
-    g_L[0, 1] += u0 * h1 - (c00 * w01 + c01 * w11)
-    g_L[1, 0] += u1 * h0 - (c10 * w00 + c11 * w01)
-    g_L[1, 1] += u1 * h1 - (c10 * w01 + c11 * w11)
-    s2_bar = -(ub0 * u0 + ub1 * u1 + bb00 * b00 + 2 * bb01 * b01 + bb11 * b11) / s2
-    ub0, ub1, bb00, bb01, bb11 = ub0 / s2, ub1 / s2, bb00 / s2, bb01 / s2, bb11 / s2
+    value, s2_bar, ub0, ub1, bb00, bb01, bb11 = outer_solve_2(u0, u1, b00, b01, b11, l00, l01, l10, l11, s2, g_L)
     for k in range(p):
         gb[k] -= ub0 * buf[UX + s * q2 * p + k]
         if two:
@@ -312,7 +293,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
         uzu = ub0 * z0 + ub1 * z1
         phi_bar[ia] += 0.5 * r * r / s2 - r * uzu - (bb00 * z0 * z0 + 2 * bb01 * z0 * z1 + bb11 * z1 * z1)
         zr[j] = phi[ia] * (r / s2 - uzu)
-    return wMw, math.log(det) - g0 * h0 - g1 * h1, s2_bar
+    return wMw, value, s2_bar
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -348,16 +329,43 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
     p = b.shape[0]
     _, _, _, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
     UU, UX, Uy, by_outer, _, _, _, a_idx = outer_offsets(buf)
-    L = lam[1:, 1:]
-    u, u_bar, g = work[0, :q2], work[1, :q2], work[2, :q2]
-    B, B_bar, K = work[3 : 3 + q2, :q2], work[3 + q2 : 3 + 2 * q2, :q2], work[3 + 2 * q2 : 3 + 3 * q2, :q2]
-    LK, BL, rhs = work[3 + 3 * q2 : 3 + 4 * q2, :q2], work[3 + 4 * q2 : 3 + 5 * q2, :q2], work[3 + 5 * q2 :, :]
+    u, u_bar = work[0, :q2], work[1, :q2]
+    B, B_bar = work[3 : 3 + q2, :q2], work[3 + q2 : 3 + 2 * q2, :q2]
     outer_totals(s, b, buf, UU, UX, Uy, u, B)
     wMw = 0.0
     for j in range(j0, j1):
         c, r, f = class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
         wMw += f * r * r
         less_class(c, r, f, buf, ZU, u, B)
+    value, s2_bar = outer_solve(u, B, lam[1:, 1:], s2, work, g_L)
+    for k in range(p):
+        for i in range(q2):
+            gb[k] -= u_bar[i] * buf[UX + (s * q2 + i) * p + k]
+    for j in range(j0, j1):
+        c = int(buf[by_outer + j])
+        ia = int(buf[a_idx + c])
+        r = zr[j]
+        uzu, zBz = 0.0, 0.0
+        for k in range(q2):
+            zk = buf[ZU + c * q2 + k]
+            uzu += u_bar[k] * zk
+            for i in range(q2):
+                zBz += B_bar[k, i] * zk * buf[ZU + c * q2 + i]
+        phi_bar[ia] += 0.5 * r * r / s2 - r * uzu - zBz
+        zr[j] = phi[ia] * (r / s2 - uzu)
+    return wMw, value, s2_bar
+
+
+@numba.njit(cache=True, error_model="numpy")
+def outer_solve(u, B, L, s2, work, g_L):
+    """An outer group's solve and its adjoints, from its unscaled sums u (U'W r sigma^2) and B
+    (U'W U sigma^2), which are scaled here: returns (log|K| - g'K^{-1}g, d/dsigma^2 through u
+    and B); leaves d loglik/du and d loglik/dB (for the unscaled sums) in ``work`` rows 1 and
+    3 + q2 .. 3 + 2 q2 (see ``_outer_group``) and adds d/dLambda2 to ``g_L``."""
+    q2 = u.shape[0]
+    u_bar, g = work[1, :q2], work[2, :q2]
+    B_bar, K = work[3 + q2 : 3 + 2 * q2, :q2], work[3 + 2 * q2 : 3 + 3 * q2, :q2]
+    LK, BL, rhs = work[3 + 3 * q2 : 3 + 4 * q2, :q2], work[3 + 4 * q2 : 3 + 5 * q2, :q2], work[3 + 5 * q2 :, :]
     u /= s2
     B /= s2
     for a in range(q2):  # K = I + L'B L, g = L'u
@@ -406,19 +414,31 @@ def _outer_group(s, j0, j1, b, lam, s2, buf, q2, phi, zr, phi_bar, g_L, gb, work
             s2_bar -= B_bar[a, k] * B[a, k] / s2
     u_bar /= s2
     B_bar /= s2
-    for k in range(p):
-        for i in range(q2):
-            gb[k] -= u_bar[i] * buf[UX + (s * q2 + i) * p + k]
-    for j in range(j0, j1):
-        c = int(buf[by_outer + j])
-        ia = int(buf[a_idx + c])
-        r = zr[j]
-        uzu, zBz = 0.0, 0.0
-        for k in range(q2):
-            zk = buf[ZU + c * q2 + k]
-            uzu += u_bar[k] * zk
-            for i in range(q2):
-                zBz += B_bar[k, i] * zk * buf[ZU + c * q2 + i]
-        phi_bar[ia] += 0.5 * r * r / s2 - r * uzu - zBz
-        zr[j] = phi[ia] * (r / s2 - uzu)
-    return wMw, value, s2_bar
+    return value, s2_bar
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def outer_solve_2(u0, u1, b00, b01, b11, l00, l01, l10, l11, s2, g_L):
+    """``outer_solve`` for one or two outer effects, in scalars (for one: u1, b01, b11 zero,
+    and Lambda2 with a unit second diagonal and zero off-diagonals): returns
+    (log|K| - g'K^{-1}g, d/dsigma^2, u_bar, B_bar), the last two for the unscaled sums."""
+    u0, u1, b00, b01, b11 = u0 / s2, u1 / s2, b00 / s2, b01 / s2, b11 / s2
+    c00, c01 = b00 * l00 + b01 * l10, b00 * l01 + b01 * l11  # C = B L
+    c10, c11 = b01 * l00 + b11 * l10, b01 * l01 + b11 * l11
+    k00, k01, k11 = 1.0 + l00 * c00 + l10 * c10, l00 * c01 + l10 * c11, 1.0 + l01 * c01 + l11 * c11
+    g0, g1 = l00 * u0 + l10 * u1, l01 * u0 + l11 * u1
+    det = k00 * k11 - k01 * k01
+    i00, i01, i11 = k11 / det, -k01 / det, k00 / det  # K^{-1}
+    h0, h1 = i00 * g0 + i01 * g1, i01 * g0 + i11 * g1
+    w00, w01, w11 = i00 + h0 * h0, i01 + h0 * h1, i11 + h1 * h1  # W = K^{-1} + h h'
+    ub0, ub1 = l00 * h0 + l01 * h1, l10 * h0 + l11 * h1  # u_bar = L h
+    e00, e01 = l00 * w00 + l01 * w01, l00 * w01 + l01 * w11  # B_bar = -1/2 L W L'
+    e10, e11 = l10 * w00 + l11 * w01, l10 * w01 + l11 * w11
+    bb00, bb01, bb11 = -0.5 * (e00 * l00 + e01 * l01), -0.5 * (e00 * l10 + e01 * l11), -0.5 * (e10 * l10 + e11 * l11)
+    g_L[0, 0] += u0 * h0 - (c00 * w00 + c01 * w01)  # u h' - C W
+    g_L[0, 1] += u0 * h1 - (c00 * w01 + c01 * w11)
+    g_L[1, 0] += u1 * h0 - (c10 * w00 + c11 * w01)
+    g_L[1, 1] += u1 * h1 - (c10 * w01 + c11 * w11)
+    s2_bar = -(ub0 * u0 + ub1 * u1 + bb00 * b00 + 2 * bb01 * b01 + bb11 * b11) / s2
+    ub0, ub1, bb00, bb01, bb11 = ub0 / s2, ub1 / s2, bb00 / s2, bb01 / s2, bb11 / s2
+    return math.log(det) - g0 * h0 - g1 * h1, s2_bar, ub0, ub1, bb00, bb01, bb11

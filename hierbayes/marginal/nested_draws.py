@@ -58,7 +58,8 @@ def draw_nested_effects(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_
     inner ones given those, v_c - M_c^{-1} Lambda1' Z'U b_outer + sigma L_c^{-T} z; and each
     outer group's marginal log-likelihood (X'X per outer group flattened to (S_out, p p)). Fills eff_in
     (S, C, q1), eff_out (S, S_out, q2), loglik."""
-    kernel = _draw_nested_q1 if z_in.shape[2] == 1 else _draw_nested
+    q1, q2 = z_in.shape[2], z_out.shape[2]
+    kernel = _draw_nested_q1 if q1 == 1 else _draw_nested_2x if q1 == 2 and q2 <= 2 else _draw_nested
     kernel(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
 
 
@@ -174,3 +175,86 @@ def _draw_one(d, q2, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, 
                 t -= buf[ZU + c * q2 + k] * eff_out[d, s, k]
             ia = int(buf[a_idx + c])
             eff_in[d, c, 0] = phi[ia] * t + root[ia] * z_in[d, c, 0]
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _draw_nested_2x(b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """``draw_nested_effects`` with two inner effects and one or two outer ones, an outer
+    group at a time in scalars (the steps of ``nested_slopes._outer_group_2x``); per class
+    M = C C' (C lower), its effects Lambda1 (H_w - H_Y b_outer + sigma C^{-T} z). 4,000 draws
+    of 100,000 pupils in 4,000 classes: 3.2 s with ``_draw_nested``'s loops."""
+    for d in numba.prange(z_in.shape[0]):
+        if z_out.shape[2] == 2:
+            _draw_one_2x(d, True, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+        else:
+            _draw_one_2x(d, False, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _draw_one_2x(d, two, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX_s, eff_in, eff_out, loglik):
+    """Posterior draw d of ``_draw_nested_2x`` (``two``: two outer effects, else one)."""
+    S_out, p = z_out.shape[1], b.shape[1]
+    q2 = 2 if two else 1
+    _, _, A, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
+    UU, UX, Uy, by_outer, starts, _, _, _ = outer_offsets(buf)
+    lm, sig, bb = lam[d], sigma[d], centred(b[d], buf)
+    s2 = sig * sig
+    log_s2 = math.log(s2)
+    l00, l10, l11 = lm[0, 0], lm[1, 0], lm[1, 1]
+    most = 0
+    for s in range(S_out):
+        most = max(most, int(buf[starts + s + 1] - buf[starts + s]))
+    keep = np.empty((most, 9))  # per class of the outer group: H (6), C (3)
+    u, B = np.empty(q2), np.empty((q2, q2))
+    K, LK, f, eta, Xtr = np.empty((q2, q2)), np.zeros((q2, q2)), np.empty(q2), np.empty(q2), np.empty(p)
+    for s in range(S_out):
+        j0, j1 = int(buf[starts + s]), int(buf[starts + s + 1])
+        outer_totals(s, bb, buf, UU, UX, Uy, u, B)
+        logdet, wMw = (n_s[s] - 2 * (j1 - j0)) * log_s2, 0.0
+        for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
+            c = int(buf[by_outer + j])
+            r0, r1 = buf[Zy + 2 * c], buf[Zy + 2 * c + 1]
+            for k in range(p):
+                r0 -= buf[ZX + 2 * c * p + k] * bb[k]
+                r1 -= buf[ZX + (2 * c + 1) * p + k] * bb[k]
+            a00, a01, a11 = buf[A + 4 * c], buf[A + 4 * c + 1], buf[A + 4 * c + 3]
+            p00, p01, p10, p11 = a00 * l00 + a01 * l10, a01 * l11, a01 * l00 + a11 * l10, a11 * l11
+            M00, M01, M11 = s2 + l00 * p00 + l10 * p10, l00 * p01 + l10 * p11, s2 + l11 * p11
+            det = M00 * M11 - M01 * M01
+            logdet += math.log(det)
+            i00, i01, i11 = M11 / det, -M01 / det, M00 / det
+            z00, z10 = buf[ZU + 2 * c * q2], buf[ZU + (2 * c + 1) * q2]
+            z01, z11 = (buf[ZU + 2 * c * q2 + 1], buf[ZU + (2 * c + 1) * q2 + 1]) if two else (0.0, 0.0)
+            f0w, f1w = l00 * r0 + l10 * r1, l11 * r1
+            f0a, f1a = l00 * z00 + l10 * z10, l11 * z10
+            f0b, f1b = l00 * z01 + l10 * z11, l11 * z11
+            h0w, h1w = i00 * f0w + i01 * f1w, i01 * f0w + i11 * f1w
+            h0a, h1a = i00 * f0a + i01 * f1a, i01 * f0a + i11 * f1a
+            h0b, h1b = i00 * f0b + i01 * f1b, i01 * f0b + i11 * f1b
+            wMw += f0w * h0w + f1w * h1w
+            u[0] -= f0a * h0w + f1a * h1w
+            B[0, 0] -= f0a * h0a + f1a * h1a
+            if two:
+                u[1] -= f0b * h0w + f1b * h1w
+                B[0, 1] -= f0a * h0b + f1a * h1b
+                B[1, 0] = B[0, 1]
+                B[1, 1] -= f0b * h0b + f1b * h1b
+            c00 = math.sqrt(M00)
+            c10 = M01 / c00
+            row = keep[j - j0]
+            row[0], row[1], row[2], row[3], row[4], row[5] = h0w, h1w, h0a, h1a, h0b, h1b
+            row[6], row[7], row[8] = c00, c10, math.sqrt(M11 - c10 * c10)
+        logdet_k, quad = _outer_draw(q2, lm, 2, B, u, 1.0 / s2, z_out[d, s], K, LK, f, eta, eff_out[d, s])
+        rtr = residual_ss(yty_s[s], Xty_s[s], XtX_s[s], bb, Xtr)
+        loglik[d, s] = -0.5 * (n_s[s] * math.log(2 * math.pi) + logdet + logdet_k + (rtr - wMw) / s2 - quad)
+        o0 = eff_out[d, s, 0]
+        o1 = eff_out[d, s, 1] if two else 0.0
+        for j in range(j0, j1):  # the classes given their school's effects
+            c = int(buf[by_outer + j])
+            row = keep[j - j0]
+            x1 = sig * z_in[d, c, 1] / row[8]  # C' x = sigma z
+            x0 = (sig * z_in[d, c, 0] - row[7] * x1) / row[6]
+            e0 = row[0] - row[2] * o0 - row[4] * o1 + x0
+            e1 = row[1] - row[3] * o0 - row[5] * o1 + x1
+            eff_in[d, c, 0] = l00 * e0
+            eff_in[d, c, 1] = l10 * e0 + l11 * e1

@@ -80,12 +80,12 @@ def warm_up() -> None:
     s = sufficient_stats(design)
     draw_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 3, 2)), packed.buffer, s.n_j, s.yty_j,
                  s.Xty_j, s.XtX_j.reshape(3, -1), np.empty((1, 3, 2)), np.empty((1, 3)))  # fmt: skip
-    # nested factors, class intercepts (several effects a class fit by the crossed kernel instead)
-    design = make_design("y ~ x + (x | g) + (1 | g:h)", data)
-    packed = pack_model(design, make_priors(design))
-    packed.logp(packed.initial_point(0))
-    b, lam, sigma = packed.natural(packed.start)
-    ns, q2 = nested_stats(design), packed.q - 1
-    draw_nested_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 6, 1)), np.zeros((1, 3, q2)), packed.buffer,
-                        ns.n_s, ns.yty_s, ns.Xty_s, ns.XtX_s.reshape(3, -1), np.empty((1, 6, 1)), np.empty((1, 3, q2)),
-                        np.empty((1, 3)))  # fmt: skip
+    for formula, q1 in (("y ~ x + (x | g) + (1 | g:h)", 1), ("y ~ x + (x | g) + (x | g:h)", 2)):  # nested factors
+        design = make_design(formula, data)
+        packed = pack_model(design, make_priors(design))
+        packed.logp(packed.initial_point(0))
+        b, lam, sigma = packed.natural(packed.start)
+        ns, q2 = nested_stats(design), packed.q - q1
+        draw_nested_effects(b[None], lam[None], np.array([sigma]), np.zeros((1, 6, q1)), np.zeros((1, 3, q2)),
+                            packed.buffer, ns.n_s, ns.yty_s, ns.Xty_s, ns.XtX_s.reshape(3, -1),
+                            np.empty((1, 6, q1)), np.empty((1, 3, q2)), np.empty((1, 3)))  # fmt: skip

@@ -20,7 +20,6 @@ import numpy as np
 
 __all__ = [
     "SufficientStats", "sufficient_stats", "NestedStats", "nested_stats", "marginal_applies", "nested_factors",
-    "nested_integrated",
     "largest_factor", "integrated_factors", "integrated_blocks", "sampled_blocks", "factor_Z", "response_shift",
 ]  # fmt: skip
 
@@ -136,22 +135,10 @@ def largest_factor(design) -> str:
     return max(factors, key=lambda f: design.factors[f].n_levels)
 
 
-def nested_integrated(design) -> tuple[str, str] | None:
-    """(outer, inner) when both of two nested factors are integrated out: when the inner factor
-    has one effect a group (``nested``'s q1 = 1 kernel). With more (``(x | a/b)``), the general
-    nested kernel's complex-step gradient cost 200x that (3.6 ms against 18 us on 20,000
-    rows; a fit 230 s), so the inner factor alone is integrated out and the outer factor's
-    effects are sampled, as for crossed factors (``sampled.crossed``; the same fit 5 s)."""
-    nested = nested_factors(design)
-    if nested is None or sum(b.size for b in design.blocks if b.group == nested[1]) > 1:
-        return None
-    return nested
-
-
 def integrated_factors(design) -> tuple[str, ...]:
-    """The factors whose effects are integrated out: both of two nested ones (outer, inner;
-    see ``nested_integrated``), else the one with the most levels."""
-    return nested_integrated(design) or (largest_factor(design),)
+    """The factors whose effects are integrated out: both of two nested ones (outer, inner),
+    else the one with the most levels."""
+    return nested_factors(design) or (largest_factor(design),)
 
 
 def integrated_blocks(design, factors=None) -> list:
