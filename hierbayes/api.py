@@ -66,16 +66,21 @@ def fit(
     exactly afterwards (both factors when two are nested; with crossed factors, those of the
     factor with the most levels, the others sampled); "full" samples them all; "laplace"
     integrates a GLMM's effects of one grouping factor out by a Laplace approximation (logit
-    binomial, log Poisson and negative binomial; opt-in); "auto" (the default) picks marginal
-    where it applies, else full. ``fit.method`` says which was used; the sampler
-    never changes which factors are integrated out. nutpie samples a packed model (no
-    per-model compile step): ``hierbayes.marginal`` for one grouping factor or two nested
-    ones, ``hierbayes.sampled`` for the full model; crossed Gaussian models are built in PyMC
-    and compiled by nutpie.
+    binomial, log Poisson and negative binomial; opt-in); "gibbs" draws every quantity from its
+    exact conditional in turn (``hierbayes.gibbs``: Gaussian models whose blocks have one term);
+    "auto" (the default) picks gibbs for crossed factors whose groups are all well informed
+    (unless a ``sampler`` or NUTS options are given), else marginal where it applies, else full.
+    ``fit.method`` says which was used; the sampler never changes which factors are integrated
+    out. nutpie samples a packed model (no per-model compile step): ``hierbayes.marginal`` for
+    one grouping factor or two nested ones, ``hierbayes.sampled`` for the full model and for
+    crossed factors (the largest integrated out).
     """
-    sampler = available_sampler(sampler)
+    available_sampler(sampler)  # an unknown or missing sampler fails here, before the design
     design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link, weights=weights)
-    model = make_model(design, make_priors(design, priors), method, parameterization)
+    priors = make_priors(design, priors)
+    model = make_model(design, priors, method, parameterization)
+    if model.method == "gibbs" and method == "auto" and (sampler != "auto" or kwargs):  # NUTS asked for
+        model = make_model(design, priors, "marginal", parameterization)
     sampled = sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                            progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip
     return FitResult(built=model, idata=sampled.idata, sampler=sampled.sampler, diagnostics=sampled.diagnostics,

@@ -160,7 +160,7 @@ def _estimates(fit, table, at, where, notes) -> list[Table]:
 
 
 def _model_line(fit, where) -> str:
-    how = f"NUTS via {fit.sampler}"
+    how = fit.algorithm
     if fit.method == "marginal":
         how += f"; the group effects of {', '.join(fit.integrated)} integrated out and drawn exactly afterwards"
     elif fit.method == "laplace":
@@ -301,7 +301,7 @@ def _provenance(fit) -> list[str]:
     fitted = post.attrs.get("created_at") or stats.get("created_at")
     return [
         f"hierbayes {version('hierbayes')}, PyMC {version('pymc')}, nutpie {version('nutpie')}, ArviZ {version('arviz')}",
-        f"sampler: NUTS via {fit.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']} draws, tune {tune}",
+        f"sampler: {fit.algorithm}, {post.sizes['chain']} chains x {post.sizes['draw']} draws, tune {tune}",
         f"seed: {seed}",
         f"fitted {_date(fitted) if fitted else 'at an unrecorded time'}; "
         f"report written {_date(datetime.now(timezone.utc).isoformat())}",

@@ -48,8 +48,14 @@ class FitResult:
 
     @property
     def method(self) -> str:
-        """``marginal``: group effects integrated out and drawn exactly afterwards; ``full``."""
+        """``marginal``: group effects integrated out and drawn exactly afterwards; ``full``;
+        ``laplace``; ``gibbs``: every quantity drawn from its conditional in turn."""
         return self.built.method
+
+    @property
+    def algorithm(self) -> str:
+        """How the draws were made, in words."""
+        return "Gibbs sampling (hierbayes.gibbs)" if self.sampler == "gibbs" else f"NUTS via {self.sampler}"
 
     @property
     def integrated(self) -> tuple[str, ...]:
@@ -290,7 +296,7 @@ class FitResult:
         n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
         pct = f"{prob:.0%}"
         lines = [
-            f"{d.family.summary_title}, NUTS via {self.sampler}"
+            f"{d.family.summary_title}, {self.algorithm}"
             + (f", group effects of {self._integrated()} integrated out (drawn exactly afterwards)"
                if self.method == "marginal" else "")
             + (f", group effects of {self._integrated()} integrated out by a Laplace approximation (drawn from it "

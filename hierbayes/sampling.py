@@ -13,6 +13,7 @@ R-hat and ESS become warnings that say what to do.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -26,6 +27,7 @@ import xarray as xr
 
 from . import names
 from .lazy import LazyModule
+from .gibbs import run_gibbs
 from .marginal.draws import complete, draw_laplace_effects
 from .marginal.run import run_nutpie
 from .model import Model
@@ -42,6 +44,7 @@ ESS_MIN = 400
 # nutpie's low-rank mass matrix costs more per gradient as the dimension grows (London's full
 # model, 135 parameters: 512 vs 75 us); above this many it is not worth it: plain diagonal
 LOW_RANK_MAX = 200
+GROUPS_CHECKED = 250  # groups a factor whose sampled effects get R-hat and ESS (see _diagnosed)
 
 
 class SamplingWarning(UserWarning):
@@ -82,6 +85,7 @@ class Diagnostics:
     worst_rhat: str  # parameter with the largest R-hat
     worst_ess: str  # parameter with the smallest bulk ESS
     messages: tuple[str, ...]
+    groups_checked: str = ""  # where sampled group effects were checked on some groups only
 
     @property
     def ok(self) -> bool:
@@ -91,6 +95,7 @@ class Diagnostics:
         return (
             f"{self.divergences} divergent transitions; max R-hat {self.max_rhat:.3f}; "
             f"min bulk ESS {self.min_ess_bulk:.0f}; min tail ESS {self.min_ess_tail:.0f}"
+            + (f" ({self.groups_checked})" if self.groups_checked else "")
         )
 
 
@@ -186,7 +191,17 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
                  random_seed: int | None = None, sampler: str = "auto", target_accept: float = 0.9,
                  progressbar: bool = True, **kwargs) -> Sampled:  # fmt: skip
     """NUTS on ``model``, the posterior completed and diagnosed (see the module docstring);
-    diagnostics messages are also issued as ``SamplingWarning``."""
+    diagnostics messages are also issued as ``SamplingWarning``. ``method="gibbs"`` models
+    are sampled by ``hierbayes.gibbs`` instead (``sampler`` is then "gibbs")."""
+    if model.method == "gibbs":
+        if sampler != "auto" or kwargs:
+            raise ValueError(f"method='gibbs' runs hierbayes' own Gibbs sampler: it takes no sampler={sampler!r} "
+                             f"and no sampler options ({', '.join(sorted(kwargs)) or 'none given'}); use "
+                             "method='auto' or 'full' for NUTS")  # fmt: skip
+        _check_settings(draws, tune, chains, 0.5)
+        seed = int(np.random.default_rng(random_seed).integers(2**31))
+        idata, sampler = run_gibbs(model.design, model.packed, draws=draws, tune=tune, chains=chains, seed=seed), "gibbs"
+        return _diagnosed(model, idata, sampler, random_seed)
     sampler = available_sampler(sampler)
     check_sampler_options(kwargs, sampler)
     packed = model.packed
@@ -210,15 +225,42 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
             idata.posterior[name] = values
         # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
         idata["log_likelihood"] = xr.Dataset({names.observed(model.design.response): loglik})
-    # sampled group effects are checked too; exact draws afterwards need no check
-    blocks = model.design.blocks
-    watched = [names.FIXED, *model.design.family.param_names] + [names.sd(b) for b in blocks]
-    watched += [names.effects(b) for b in blocks if b.group not in model.integrated]
+    return _diagnosed(model, idata, sampler, random_seed)
+
+
+def _diagnosed(model: Model, idata, sampler: str, random_seed) -> Sampled:
+    """The ``Sampled`` with its diagnostics, whose messages are issued as warnings. Sampled
+    group effects are checked too (exact draws afterwards need no check), on at most
+    ``GROUPS_CHECKED`` groups a factor: arviz-stats takes about 2 ms a scalar for R-hat and the
+    two ESS (3,000 + 1,100 groups: 9 s, against 3 s of Gibbs sampling)."""
+    design, blocks = model.design, model.design.blocks
+    watched = [names.FIXED, *design.family.param_names] + [names.sd(b) for b in blocks]
     watched += [names.cor(b) for b in blocks if b.correlated]
-    diagnostics = diagnose(idata, watched)
+    sampled = [b for b in blocks if b.group not in model.integrated]
+    picks = {b.group: checked_groups(design.factors[b.group].codes, design.factors[b.group].n_levels)
+             for b in sampled if design.factors[b.group].n_levels > GROUPS_CHECKED}  # fmt: skip
+    view = idata
+    if picks:
+        post = idata.posterior.dataset[watched + [names.effects(b) for b in sampled]].isel(picks)
+        view = xr.DataTree.from_dict({"posterior": post, **({"sample_stats": idata.sample_stats.dataset}
+                                                            if "sample_stats" in idata.children else {})})  # fmt: skip
+    diagnostics = diagnose(view, watched + [names.effects(b) for b in sampled])
+    if picks:
+        checked = " and ".join(f"{len(v)} of {design.factors[g].n_levels:,} {g} groups" for g, v in picks.items())
+        diagnostics = dataclasses.replace(diagnostics, groups_checked=f"group effects checked on {checked}, "
+                                                                      "spread over their sizes")  # fmt: skip
     for message in diagnostics.messages:
-        warnings.warn(message, SamplingWarning, stacklevel=3)
+        warnings.warn(message, SamplingWarning, stacklevel=4)  # the caller of hb.fit
     return Sampled(idata, sampler, diagnostics, random_seed)
+
+
+def checked_groups(codes: np.ndarray, n_levels: int, k: int | None = None) -> np.ndarray:
+    """``k`` (``GROUPS_CHECKED``) groups spread evenly over the groups ordered by their number
+    of rows, the smallest and the largest among them: the least and the best informed, where
+    centred and non-centred samplers mix worst."""
+    k = GROUPS_CHECKED if k is None else k
+    order = np.argsort(np.bincount(codes, minlength=n_levels), kind="stable")
+    return np.sort(order[np.unique(np.linspace(0, n_levels - 1, k).round().astype(int))])
 
 
 def _sample_packed(model: Model, *, draws, tune, chains, random_seed, target_accept, progressbar, nuts):

@@ -42,7 +42,7 @@ PRIORS = {"Intercept": "Normal(0, 1)", "b": "Normal(0, 1)", "sd": "HalfNormal(1)
 LKJ_ETA = 2.0
 RANK_COLUMNS = [
     "sim", "parameter", "truth", "rank", "n_rank_draws", "pit", "post_mean", "post_sd", "in50", "in90",
-    "divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "n_warnings", "fit_seconds",
+    "divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "n_warnings", "fit_seconds", "method",
 ]  # fmt: skip
 
 
@@ -90,6 +90,14 @@ def _crossed() -> Layout:
     return Layout({"a": np.array([f"a{i}" for i in a]), "h": np.array([f"h{i}" for i in h])}, {"a": a, "h": h})
 
 
+def _crossed_large() -> Layout:
+    rng = np.random.default_rng(20261203)
+    n, n_a, n_h = 480, 24, 20  # about 20 and 24 rows a group
+    a = np.concatenate([np.arange(n_a), rng.choice(n_a, n - n_a)])
+    h = np.concatenate([np.arange(n_h), rng.choice(n_h, n - n_h)])
+    return Layout({"a": np.array([f"a{i}" for i in a]), "h": np.array([f"h{i}" for i in h])}, {"a": a, "h": h})
+
+
 @dataclass(frozen=True)
 class ModelClass:
     name: str
@@ -129,6 +137,11 @@ MODEL_CLASSES = {
                                  SimBlock("a:h", ("(Intercept)", "x"), correlated=True)), _nested()),
     "crossed": ModelClass("crossed", "y ~ x + (1|a) + (1|h)",
                           (SimBlock("a", ("(Intercept)",)), SimBlock("h", ("(Intercept)",))), _crossed()),
+    "crossed_gibbs": ModelClass("crossed_gibbs", "y ~ x + (1|a) + (1|h)",
+                                (SimBlock("a", ("(Intercept)",)), SimBlock("h", ("(Intercept)",))), _crossed_large(),
+                                method="gibbs"),
+    "crossed_large": ModelClass("crossed_large", "y ~ x + (1|a) + (1|h)",
+                                (SimBlock("a", ("(Intercept)",)), SimBlock("h", ("(Intercept)",))), _crossed_large()),
     "crossed_rs": ModelClass("crossed_rs", "y ~ x + (x|a) + (x|h)",
                              (SimBlock("a", ("(Intercept)", "x"), correlated=True),
                               SimBlock("h", ("(Intercept)", "x"), correlated=True)), _crossed()),
@@ -241,7 +254,7 @@ def run_one(mc: ModelClass, seed: np.random.SeedSequence, *, draws: int, tune: i
             "n_rank_draws": n_rank_draws, "pit": float(np.mean(all_draws < value)),
             "post_mean": float(all_draws.mean()), "post_sd": float(all_draws.std()), "in50": in50, "in90": in90,
             "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
-            "min_ess_tail": diag.min_ess_tail, "n_warnings": n_warn, "fit_seconds": seconds,
+            "min_ess_tail": diag.min_ess_tail, "n_warnings": n_warn, "fit_seconds": seconds, "method": fit.method,
         })  # fmt: skip
     return rows
 

@@ -37,5 +37,6 @@ step "installing hierbayes${1:+ with the '$1' extra} and its dependencies (a few
 pip install -e "$spec"
 step "compiling the numba code of the packed models (cached on disk; later fits start at once)"
 .venv/bin/python -c "from hierbayes.marginal.run import warm_up; warm_up()
-from hierbayes.sampled.run import warm_up; warm_up()"
+from hierbayes.sampled.run import warm_up; warm_up()
+from hierbayes.gibbs import warm_up; warm_up()"
 step "done: .venv/bin/python and .venv/bin/hierbayes are ready"

@@ -380,11 +380,11 @@ def test_the_op_that_serves_pymc_has_the_kernels_gradient(formula):
 
 _NO_NEW_COMPILE = """
 import numba, numpy as np, pandas as pd, hierbayes as hb
-from hierbayes import marginal, sampled
+from hierbayes import gibbs, marginal, sampled
 from hierbayes.marginal import run as mrun
 from hierbayes.sampled import run as srun
-mrun.warm_up(); srun.warm_up()
-mods = [m for pkg in (marginal, sampled) for m in vars(pkg).values() if type(m).__name__ == "module"]
+mrun.warm_up(); srun.warm_up(); gibbs.warm_up()
+mods = [gibbs] + [m for pkg in (marginal, sampled) for m in vars(pkg).values() if type(m).__name__ == "module"]
 def signatures():
     return {f"{m.__name__}.{k}": len(v.signatures) for m in mods for k, v in vars(m).items()
             if isinstance(v, numba.core.registry.CPUDispatcher)}
@@ -399,6 +399,7 @@ for formula, family in [("y ~ x + (x | g)", "gaussian"), ("y ~ x + (1 | g/h)", "
                         ("y ~ x + (1 | g) + (x | g:h)", "gaussian"),
                         ("y ~ x + (1 | g) + (1 | h)", "gaussian"), ("k ~ x + (x | g)", "bernoulli")]:
     hb.fit(formula, d, family=family, **kw).summary()
+hb.fit("y ~ x + (1 | g) + (1 | h)", d, method="gibbs", **kw).summary()
 after = signatures()
 print(sorted(k for k in after if after[k] != before.get(k)))
 """
