@@ -27,9 +27,11 @@ integrated out took 18 s.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numba
 import numpy as np
@@ -129,18 +131,26 @@ def pack_gibbs(design, priors) -> GibbsModel:
     )  # fmt: skip
 
 
-def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, seed: int):
+def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, seed: int, progressbar=False):
     """``chains`` Gibbs chains of ``tune`` + ``draws`` sweeps (the first ``tune`` dropped),
-    in parallel: the DataTree with the posterior of ``run_sampled``'s names and dims."""
+    in parallel: the DataTree with the posterior of ``run_sampled``'s names and dims. The
+    sweeps run a few hundred at a time (each call seeded from ``seed``), so that Ctrl-C stops
+    a long run and the progress bar moves."""
     n_eff = int(sum(model.n_levels[f] * (model.col_start[f + 1] - model.col_start[f]) for f in range(len(model.n_levels))))
     p, Q = model.Xt.shape[0], model.Z.shape[0]
     b, sd = np.empty((chains, draws, p)), np.empty((chains, draws, Q))
     sigma, effects = np.empty((chains, draws)), np.empty((chains, draws, n_eff))
-    seeds = np.random.SeedSequence(seed).generate_state(chains).astype(np.int64)
+    state = _start_state(model, chains, n_eff, np.random.default_rng(seed))
+    total, step = tune + draws, max(10, min(500, int(5e6 / len(model.y))))  # about 0.1-0.2 s a call
+    seeds = np.random.SeedSequence(seed).generate_state(chains * (total // step + 1)).astype(np.int64)
     started = time.time()
-    _chains(seeds, tune, model.y, model.Xt, model.codes, model.Z, model.col_start, model.n_levels, model.ZtZ,
-            model.ztz_start, model.sd_priors, model.sigma_prior, model.prior_mean, model.prior_precision, model.XtX,
-            model.ridges, model.start_b, model.start_sd, model.start_sigma, b, sd, sigma, effects)  # fmt: skip
+    with _progress(progressbar, chains * total) as advance:
+        for k, first in enumerate(range(0, total, step)):  # a call at a time: Ctrl-C and progress between calls
+            _chains(seeds[k * chains : (k + 1) * chains], first, min(step, total - first), tune, model.y, model.Xt,
+                    model.codes, model.Z, model.col_start, model.n_levels, model.ZtZ, model.ztz_start,
+                    model.sd_priors, model.sigma_prior, model.prior_mean, model.prior_precision, model.XtX,
+                    model.ridges, *state, b, sd, sigma, effects)  # fmt: skip
+            advance(chains * min(step, total - first))
     elapsed = time.time() - started
     chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
     post = {names.FIXED: xr.DataArray(b, dims=("chain", "draw", names.TERM),
@@ -162,7 +172,8 @@ def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, 
             coords={**chain_draw, group: list(design.factors[group].levels), effect: list(block.terms)},
         )
     post[names.SIGMA] = xr.DataArray(sigma, dims=("chain", "draw"), coords=chain_draw)
-    attrs = {"sampling_time": elapsed, "tuning_steps": tune, "log_density": "hierbayes.gibbs"}
+    attrs = {"sampling_time": elapsed, "tuning_steps": tune, "log_density": "hierbayes.gibbs",
+             "created_at": datetime.now(timezone.utc).isoformat()}
     tree = xr.DataTree()
     tree["posterior"] = xr.DataTree(xr.Dataset(post, attrs=attrs))
     return tree
@@ -182,30 +193,55 @@ def warm_up() -> None:
     run_gibbs(design, pack_gibbs(design, make_priors(design)), draws=2, tune=2, chains=1, seed=0)
 
 
+def _start_state(model: GibbsModel, chains: int, n_eff: int, rng) -> tuple:
+    """Each chain's starting point, jittered (b by 0.1 residual SD, the SDs and sigma by a
+    factor up to e^{+-0.5}; the effects at 0), and its residual and first factor's Z'r: (b,
+    sd, sigma, u, resid, Z'r, work), an array of rows per chain each."""
+    p, Q = len(model.start_b), len(model.start_sd)
+    b = model.start_b + 0.1 * model.start_sigma * rng.standard_normal((chains, p))
+    sd = model.start_sd * np.exp(rng.uniform(-0.5, 0.5, (chains, Q)))
+    sigma = model.start_sigma * np.exp(rng.uniform(-0.5, 0.5, (chains, 1)))
+    resid = model.y - b @ model.Xt
+    q0 = int(model.col_start[1])
+    Ztr = np.zeros((chains, n_eff))
+    for c in range(chains):
+        for k in range(q0):
+            Ztr[c, k : model.n_levels[0] * q0 : q0] = np.bincount(model.codes[0], weights=model.Z[k] * resid[c],
+                                                                   minlength=model.n_levels[0])  # fmt: skip
+    return b, sd, sigma, np.zeros((chains, n_eff)), resid, Ztr, np.zeros((chains, n_eff))
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int):
+    """A progress bar over the sweeps of all chains (rich, which PyMC brings), or nothing."""
+    if not show:
+        yield lambda k: None
+        return
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    with Progress("Gibbs sampling", BarColumn(), "{task.completed}/{task.total} sweeps", TimeRemainingColumn(),
+                  transient=True) as bar:  # fmt: skip
+        task = bar.add_task("", total=total)
+        yield lambda k: bar.advance(task, k)
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _chains(seeds, tune, y, Xt, codes, Z, col_start, n_levels, ZtZ, ztz_start, sd_priors, sigma_prior, mu0, P0, XtX,
-            ridges, start_b, start_sd, start_sigma, b_out, sd_out, sigma_out, eff_out):  # fmt: skip
-    """The chains, one a thread; starting points jittered (b by 0.1 residual SD, the SDs and
-    sigma by a factor up to e^{+-0.5}), the effects at 0."""
+def _chains(seeds, first, sweeps, tune, y, Xt, codes, Z, col_start, n_levels, ZtZ, ztz_start, sd_priors, sigma_prior,
+            mu0, P0, XtX, ridges, b, sd, sigma, u, resid, Ztr, change, b_out, sd_out, sigma_out, eff_out):  # fmt: skip
+    """Sweeps ``first`` .. ``first + sweeps - 1`` of every chain (a chain a thread, seeded by
+    ``seeds``), from the state in b .. change (a row per chain), keeping those from ``tune`` on."""
     F = n_levels.shape[0]
     at = np.zeros(F + 1, dtype=np.int64)  # where each factor's effects start in u
     for f in range(F):
         at[f + 1] = at[f] + n_levels[f] * (col_start[f + 1] - col_start[f])
     for c in numba.prange(seeds.shape[0]):
         np.random.seed(seeds[c])
-        b = start_b + 0.1 * start_sigma * np.random.standard_normal(start_b.shape[0])
-        sd = start_sd * np.exp(np.random.uniform(-0.5, 0.5, start_sd.shape[0]))
-        sigma = np.array([start_sigma * math.exp(np.random.uniform(-0.5, 0.5))])
-        u, Ztr, change = np.zeros(at[F]), np.zeros(at[F]), np.zeros(at[F])
-        resid = y - b @ Xt
-        for r in range(y.shape[0]):  # the first factor's Z'r, as each sweep's last pass leaves it
-            _add_ztr(r, 0, resid[r], codes, Z, col_start, at, Ztr)
-        for t in range(tune + b_out.shape[1]):
+        for t in range(first, first + sweeps):
             _sweep(Xt, codes, Z, col_start, n_levels, at, ZtZ, ztz_start, sd_priors, sigma_prior, mu0, P0, XtX, ridges,
-                   b, sd, sigma, u, resid, Ztr, change)  # fmt: skip
+                   b[c], sd[c], sigma[c], u[c], resid[c], Ztr[c], change[c])  # fmt: skip
             if t >= tune:
                 d = t - tune
-                b_out[c, d], sd_out[c, d], sigma_out[c, d], eff_out[c, d] = b, sd, sigma[0], u
+                b_out[c, d], sd_out[c, d], sigma_out[c, d], eff_out[c, d] = b[c], sd[c], sigma[c, 0], u[c]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

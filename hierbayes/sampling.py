@@ -200,8 +200,9 @@ def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: i
                              "method='auto' or 'full' for NUTS")  # fmt: skip
         _check_settings(draws, tune, chains, 0.5)
         seed = int(np.random.default_rng(random_seed).integers(2**31))
-        idata, sampler = run_gibbs(model.design, model.packed, draws=draws, tune=tune, chains=chains, seed=seed), "gibbs"
-        return _diagnosed(model, idata, sampler, random_seed)
+        idata = run_gibbs(model.design, model.packed, draws=draws, tune=tune, chains=chains, seed=seed,
+                          progressbar=progressbar)  # fmt: skip
+        return _diagnosed(model, idata, "gibbs", random_seed)
     sampler = available_sampler(sampler)
     check_sampler_options(kwargs, sampler)
     packed = model.packed
