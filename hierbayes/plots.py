@@ -357,15 +357,20 @@ def plot_shrinkage(fit, group: str | None = None, terms=None) -> plt.Figure:
         if len(terms) == 1:
             t = table[table.term == terms[0]]
             n = t["n"].to_numpy()
-            ax.scatter(n, t["no_pooling"], s=12 + 2 * np.sqrt(n), facecolors="none", edgecolors=OTHER,
+            balanced = np.unique(n).size == 1  # group size says nothing: order by the own estimate
+            x = np.argsort(np.argsort(t["no_pooling"].fillna(t["mean"]).to_numpy(), kind="stable")) + 1 if balanced else n
+            ax.scatter(x, t["no_pooling"], s=12 + 2 * np.sqrt(n), facecolors="none", edgecolors=OTHER,
                        label="no pooling (own data)")  # fmt: skip
-            ax.scatter(n, t["mean"], s=12 + 2 * np.sqrt(n), color=POINT, label="partial pooling (posterior mean)")
-            for ni, a, b in zip(n, t["no_pooling"], t["mean"]):
+            ax.scatter(x, t["mean"], s=12 + 2 * np.sqrt(n), color=POINT, label="partial pooling (posterior mean)")
+            for xi, a, b in zip(x, t["no_pooling"], t["mean"]):
                 if np.isfinite(a):
-                    _arrow(ax, (ni, a), (ni, b))
+                    _arrow(ax, (xi, a), (xi, b))
             ax.axhline(_population(fit, terms[0]), color="k", ls="--", lw=1, label="population (fixed effect)")
-            ax.set_xscale("log")
-            ax.set_xlabel(f"rows per {factor} (log scale)")
+            if balanced:
+                ax.set_xlabel(f"{factor}, ordered by its own estimate (each has {n[0]} rows)")
+            else:
+                ax.set_xscale("log")
+                ax.set_xlabel(f"rows per {factor} (log scale)")
             ax.set_ylabel(terms[0])
         else:
             a = table[table.term == terms[0]].reset_index(drop=True)

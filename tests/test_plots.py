@@ -138,6 +138,17 @@ def test_one_term_shrinkage_plots_against_group_size(fits):
     assert ax.get_xscale() == "log"
 
 
+def test_one_term_shrinkage_of_equal_groups_orders_them_by_their_own_estimate(fits):
+    """Penicillin's plates all have 6 rows: on a size axis every group would sit on one
+    vertical line, so the groups are spread in the order of their own estimates."""
+    fit, _ = fits("penicillin_crossed_reml")
+    ax = fit.plot.shrinkage(group="plate").axes[0]
+    own = [c for c in ax.collections if isinstance(c, PathCollection)][0].get_offsets()
+    assert sorted(own[:, 0]) == list(range(1, 25)) and ax.get_xscale() == "linear"
+    assert np.all(np.diff(own[np.argsort(own[:, 0]), 1]) >= 0)
+    assert "ordered by its own estimate (each has 6 rows)" in ax.get_xlabel()
+
+
 def test_fitted_lines_show_the_population_prediction(fits):
     fit, _ = fits("sleepstudy_rs_reml")
     fig = fit.plot.fitted("Days", levels=["308", "309"])
