@@ -38,7 +38,7 @@ from .layout import (
 )  # fmt: skip
 
 __all__ = ["nested_loglik", "nested_q1_loglik_grad", "nested_offsets", "outer_offsets", "inner_group", "outer_totals",
-           "outer_solve", "outer_solve_2", "class_residual", "less_class"]
+           "outer_solve", "outer_solve_2", "outer_totals_2", "class_residual", "less_class"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -260,14 +260,7 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
     UU, UX, Uy, by_outer, _, _, _, a_idx = outer_offsets(buf)
     l00, l01 = lam[1, 1], lam[1, 2] if two else 0.0
     l10, l11 = (lam[2, 1], lam[2, 2]) if two else (0.0, 1.0)
-    u0 = buf[Uy + s * q2]
-    u1 = buf[Uy + s * q2 + 1] if two else 0.0
-    for k in range(p):
-        u0 -= buf[UX + s * q2 * p + k] * b[k]
-        if two:
-            u1 -= buf[UX + (s * q2 + 1) * p + k] * b[k]
-    b00 = buf[UU + s * q2 * q2]
-    b01, b11 = (buf[UU + s * 4 + 1], buf[UU + s * 4 + 3]) if two else (0.0, 0.0)
+    u0, u1, b00, b01, b11 = outer_totals_2(s, b, buf, UU, UX, Uy, two)
     wMw = 0.0
     for j in range(j0, j1):  # the classes' shares of u and B
         c, r, f = class_residual(j, b, buf, ZX, Zy, by_outer, a_idx, phi, zr)
@@ -294,6 +287,21 @@ def _outer_group_2(s, j0, j1, b, lam, s2, buf, two, phi, zr, phi_bar, g_L, gb):
         phi_bar[ia] += 0.5 * r * r / s2 - r * uzu - (bb00 * z0 * z0 + 2 * bb01 * z0 * z1 + bb11 * z1 * z1)
         zr[j] = phi[ia] * (r / s2 - uzu)
     return wMw, value, s2_bar
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def outer_totals_2(s, b, buf, UU, UX, Uy, two):
+    """``outer_totals`` in scalars for two outer effects (``two``) or one: (u0, u1, B00, B01,
+    B11), the second effect's zero for one."""
+    p, q2 = b.shape[0], 2 if two else 1
+    u0 = buf[Uy + s * q2]
+    u1 = buf[Uy + s * q2 + 1] if two else 0.0
+    for k in range(p):
+        u0 -= buf[UX + s * q2 * p + k] * b[k]
+        if two:
+            u1 -= buf[UX + (s * q2 + 1) * p + k] * b[k]
+    b01, b11 = (buf[UU + s * 4 + 1], buf[UU + s * 4 + 3]) if two else (0.0, 0.0)
+    return u0, u1, buf[UU + s * q2 * q2], b01, b11
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

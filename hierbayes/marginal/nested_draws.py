@@ -18,6 +18,7 @@ import numpy as np
 from .kernels import centred, cholesky, lower_times, residual_ss
 from .layout import H_J, H_NA
 from .nested import class_residual, inner_group, less_class, nested_offsets, outer_offsets, outer_totals
+from .nested_slopes import class_2x
 
 __all__ = ["draw_nested_effects"]
 
@@ -195,7 +196,6 @@ def _draw_one_2x(d, two, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX
     """Posterior draw d of ``_draw_nested_2x`` (``two``: two outer effects, else one)."""
     S_out, p = z_out.shape[1], b.shape[1]
     q2 = 2 if two else 1
-    _, _, A, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
     UU, UX, Uy, by_outer, starts, _, _, _ = outer_offsets(buf)
     lm, sig, bb = lam[d], sigma[d], centred(b[d], buf)
     s2 = sig * sig
@@ -213,32 +213,17 @@ def _draw_one_2x(d, two, b, lam, sigma, z_in, z_out, buf, n_s, yty_s, Xty_s, XtX
         logdet, wMw = (n_s[s] - 2 * (j1 - j0)) * log_s2, 0.0
         for j in range(j0, j1):  # u = U'W r and B = U'W U (times sigma^2)
             c = int(buf[by_outer + j])
-            r0, r1 = buf[Zy + 2 * c], buf[Zy + 2 * c + 1]
-            for k in range(p):
-                r0 -= buf[ZX + 2 * c * p + k] * bb[k]
-                r1 -= buf[ZX + (2 * c + 1) * p + k] * bb[k]
-            a00, a01, a11 = buf[A + 4 * c], buf[A + 4 * c + 1], buf[A + 4 * c + 3]
-            p00, p01, p10, p11 = a00 * l00 + a01 * l10, a01 * l11, a01 * l00 + a11 * l10, a11 * l11
-            M00, M01, M11 = s2 + l00 * p00 + l10 * p10, l00 * p01 + l10 * p11, s2 + l11 * p11
-            det = M00 * M11 - M01 * M01
+            _, _, det, (M00, M01, M11), _, (h0w, h1w, h0a, h1a, h0b, h1b), less = class_2x(c, bb, l00, l10, l11, s2,
+                                                                                            buf, two)  # fmt: skip
             logdet += math.log(det)
-            i00, i01, i11 = M11 / det, -M01 / det, M00 / det
-            z00, z10 = buf[ZU + 2 * c * q2], buf[ZU + (2 * c + 1) * q2]
-            z01, z11 = (buf[ZU + 2 * c * q2 + 1], buf[ZU + (2 * c + 1) * q2 + 1]) if two else (0.0, 0.0)
-            f0w, f1w = l00 * r0 + l10 * r1, l11 * r1
-            f0a, f1a = l00 * z00 + l10 * z10, l11 * z10
-            f0b, f1b = l00 * z01 + l10 * z11, l11 * z11
-            h0w, h1w = i00 * f0w + i01 * f1w, i01 * f0w + i11 * f1w
-            h0a, h1a = i00 * f0a + i01 * f1a, i01 * f0a + i11 * f1a
-            h0b, h1b = i00 * f0b + i01 * f1b, i01 * f0b + i11 * f1b
-            wMw += f0w * h0w + f1w * h1w
-            u[0] -= f0a * h0w + f1a * h1w
-            B[0, 0] -= f0a * h0a + f1a * h1a
+            wMw += less[0]
+            u[0] -= less[1]
+            B[0, 0] -= less[3]
             if two:
-                u[1] -= f0b * h0w + f1b * h1w
-                B[0, 1] -= f0a * h0b + f1a * h1b
+                u[1] -= less[2]
+                B[0, 1] -= less[4]
                 B[1, 0] = B[0, 1]
-                B[1, 1] -= f0b * h0b + f1b * h1b
+                B[1, 1] -= less[5]
             c00 = math.sqrt(M00)
             c10 = M01 / c00
             row = keep[j - j0]

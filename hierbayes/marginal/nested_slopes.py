@@ -33,9 +33,9 @@ import numpy as np
 
 from .kernels import centred, chol_solve, cholesky, totals_residual
 from .layout import H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1
-from .nested import nested_offsets, outer_offsets, outer_solve, outer_solve_2, outer_totals
+from .nested import nested_offsets, outer_offsets, outer_solve, outer_solve_2, outer_totals, outer_totals_2
 
-__all__ = ["nested_loglik_grad"]
+__all__ = ["nested_loglik_grad", "class_2x"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -81,6 +81,37 @@ def nested_loglik_grad(b, lam, sigma, buf, g_b, g_lam):
     return loglik, 2 * sigma * s2_bar
 
 
+@numba.njit(cache=True, error_model="numpy")
+def class_2x(c, b, l00, l10, l11, s2, buf, two):
+    """Class c's step with two effects a class and two (``two``) or one a school, in scalars:
+    (Z'r, det M, M, M^{-1}, H = M^{-1} F, (w'M^{-1}w and its Woodbury corrections to u0, u1,
+    B00, B01, B11)), F = Lambda1'[Z'r | Z'U], M = sigma^2 I + Lambda1'Z'Z Lambda1. Not marked
+    for inlining: inlined into the parallel draws, numba's array analysis fails on its tuples
+    (and the gradient measured the same either way, 150-200 us, within this machine's noise)."""
+    p, q2 = b.shape[0], 2 if two else 1
+    _, _, A, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
+    r0, r1 = buf[Zy + 2 * c], buf[Zy + 2 * c + 1]
+    for k in range(p):
+        r0 -= buf[ZX + 2 * c * p + k] * b[k]
+        r1 -= buf[ZX + (2 * c + 1) * p + k] * b[k]
+    a00, a01, a11 = buf[A + 4 * c], buf[A + 4 * c + 1], buf[A + 4 * c + 3]
+    p00, p01, p10, p11 = a00 * l00 + a01 * l10, a01 * l11, a01 * l00 + a11 * l10, a11 * l11  # Z'Z Lambda1
+    M00, M01, M11 = s2 + l00 * p00 + l10 * p10, l00 * p01 + l10 * p11, s2 + l11 * p11
+    det = M00 * M11 - M01 * M01
+    i00, i01, i11 = M11 / det, -M01 / det, M00 / det
+    z00, z10 = buf[ZU + 2 * c * q2], buf[ZU + (2 * c + 1) * q2]
+    z01, z11 = (buf[ZU + 2 * c * q2 + 1], buf[ZU + (2 * c + 1) * q2 + 1]) if two else (0.0, 0.0)
+    f0w, f1w = l00 * r0 + l10 * r1, l11 * r1  # F = Lambda1' G, a column at a time
+    f0a, f1a = l00 * z00 + l10 * z10, l11 * z10
+    f0b, f1b = l00 * z01 + l10 * z11, l11 * z11
+    h0w, h1w = i00 * f0w + i01 * f1w, i01 * f0w + i11 * f1w  # H = M^{-1} F
+    h0a, h1a = i00 * f0a + i01 * f1a, i01 * f0a + i11 * f1a
+    h0b, h1b = i00 * f0b + i01 * f1b, i01 * f0b + i11 * f1b
+    less = (f0w * h0w + f1w * h1w, f0a * h0w + f1a * h1w, f0b * h0w + f1b * h1w, f0a * h0a + f1a * h1a,
+            f0a * h0b + f1a * h1b, f0b * h0b + f1b * h1b)  # fmt: skip
+    return r0, r1, det, (M00, M01, M11), (i00, i01, i11), (h0w, h1w, h0a, h1a, h0b, h1b), less
+
+
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _outer_group_2x(s, j0, j1, b, lam, s2, buf, two, keep, g_L, l1_bar, gb):
     """Outer group s's share of ``nested_loglik_grad`` with two effects a class and two
@@ -89,46 +120,20 @@ def _outer_group_2x(s, j0, j1, b, lam, s2, buf, two, keep, g_L, l1_bar, gb):
     (sum of log|M_c|, sum of w'M^{-1}w, log|K| - g'K^{-1}g, d/dsigma^2)."""
     p = b.shape[0]
     q2 = 2 if two else 1
-    _, _, A, ZU, _, ZX, _, Zy, _ = nested_offsets(buf)
+    _, _, A, ZU, _, ZX, _, _, _ = nested_offsets(buf)
     UU, UX, Uy, by_outer, _, _, _, _ = outer_offsets(buf)
     l00, l10, l11 = lam[0, 0], lam[1, 0], lam[1, 1]
     m00, m01 = lam[2, 2], lam[2, 3] if two else 0.0
     m10, m11 = (lam[3, 2], lam[3, 3]) if two else (0.0, 1.0)
-    u0 = buf[Uy + s * q2]
-    u1 = buf[Uy + s * q2 + 1] if two else 0.0
-    for k in range(p):
-        u0 -= buf[UX + s * q2 * p + k] * b[k]
-        if two:
-            u1 -= buf[UX + (s * q2 + 1) * p + k] * b[k]
-    b00 = buf[UU + s * q2 * q2]
-    b01, b11 = (buf[UU + s * 4 + 1], buf[UU + s * 4 + 3]) if two else (0.0, 0.0)
+    u0, u1, b00, b01, b11 = outer_totals_2(s, b, buf, UU, UX, Uy, two)
     logm, wMw = 0.0, 0.0
     for j in range(j0, j1):  # the classes' sums
         c = int(buf[by_outer + j])
-        r0, r1 = buf[Zy + 2 * c], buf[Zy + 2 * c + 1]
-        for k in range(p):
-            r0 -= buf[ZX + 2 * c * p + k] * b[k]
-            r1 -= buf[ZX + (2 * c + 1) * p + k] * b[k]
-        a00, a01, a11 = buf[A + 4 * c], buf[A + 4 * c + 1], buf[A + 4 * c + 3]
-        p00, p01, p10, p11 = a00 * l00 + a01 * l10, a01 * l11, a01 * l00 + a11 * l10, a11 * l11  # Z'Z Lambda1
-        M00, M01, M11 = s2 + l00 * p00 + l10 * p10, l00 * p01 + l10 * p11, s2 + l11 * p11
-        det = M00 * M11 - M01 * M01
+        r0, r1, det, _, (i00, i01, i11), (h0w, h1w, h0a, h1a, h0b, h1b), less = class_2x(c, b, l00, l10, l11, s2,
+                                                                                         buf, two)  # fmt: skip
         logm += math.log(det)
-        i00, i01, i11 = M11 / det, -M01 / det, M00 / det
-        z00, z10 = buf[ZU + 2 * c * q2], buf[ZU + (2 * c + 1) * q2]
-        z01, z11 = (buf[ZU + 2 * c * q2 + 1], buf[ZU + (2 * c + 1) * q2 + 1]) if two else (0.0, 0.0)
-        f0w, f1w = l00 * r0 + l10 * r1, l11 * r1  # F = Lambda1' G, a column at a time
-        f0a, f1a = l00 * z00 + l10 * z10, l11 * z10
-        f0b, f1b = l00 * z01 + l10 * z11, l11 * z11
-        h0w, h1w = i00 * f0w + i01 * f1w, i01 * f0w + i11 * f1w  # H = M^{-1} F
-        h0a, h1a = i00 * f0a + i01 * f1a, i01 * f0a + i11 * f1a
-        h0b, h1b = i00 * f0b + i01 * f1b, i01 * f0b + i11 * f1b
-        wMw += f0w * h0w + f1w * h1w
-        u0 -= f0a * h0w + f1a * h1w
-        u1 -= f0b * h0w + f1b * h1w
-        b00 -= f0a * h0a + f1a * h1a
-        b01 -= f0a * h0b + f1a * h1b
-        b11 -= f0b * h0b + f1b * h1b
+        wMw += less[0]
+        u0, u1, b00, b01, b11 = u0 - less[1], u1 - less[2], b00 - less[3], b01 - less[4], b11 - less[5]
         row = keep[j - j0]
         row[0], row[1], row[2], row[3], row[4], row[5] = i00, i01, i11, h0w, h1w, h0a
         row[6], row[7], row[8], row[9], row[10] = h1a, h0b, h1b, r0, r1
