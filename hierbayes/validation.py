@@ -272,10 +272,13 @@ def run_sbc(model: str, n_sims: int, out: str | Path, *, draws: int = 500, tune:
     folder.mkdir(parents=True, exist_ok=True)
     ranks_path = folder / "ranks.csv"
     failures = []
+    columns = RANK_COLUMNS
     if first == 0:
         ranks_path.unlink(missing_ok=True)
         (folder / "failures.csv").unlink(missing_ok=True)
     else:
+        if ranks_path.exists():  # a run begun before a column was added goes on in its own columns
+            columns = list(pd.read_csv(ranks_path, nrows=0).columns)
         done = set(pd.read_csv(ranks_path)["sim"]) if ranks_path.exists() else set()
         if done != set(range(first)):
             raise ValueError(f"--first {first}: {ranks_path} should hold simulations 0..{first - 1}")
@@ -292,7 +295,7 @@ def run_sbc(model: str, n_sims: int, out: str | Path, *, draws: int = 500, tune:
             pd.DataFrame(failures).to_csv(folder / "failures.csv", index=False)
             log(f"[{model}] sim {i}: fit failed: {err}")
             continue
-        frame = pd.DataFrame([{"sim": i, **r} for r in rows], columns=RANK_COLUMNS)
+        frame = pd.DataFrame([{"sim": i, **r} for r in rows], columns=columns)
         frame.to_csv(ranks_path, mode="a", header=not ranks_path.exists(), index=False, float_format="%.6g")
         if (i + 1) % 10 == 0 or i + 1 == n_sims:
             log(f"[{model}] {i + 1}/{n_sims} simulations, {time.perf_counter() - start:.0f} s")
