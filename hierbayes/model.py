@@ -1,14 +1,16 @@
-"""Stage 4: Design + Priors -> Model: what NUTS samples, built in PyMC only when asked for.
+"""Stage 4: Design + Priors -> Model: what is sampled, built in PyMC only when asked for.
 
 ``make_model`` decides, from the design alone, the method (``marginal``: group effects
-integrated out, see ``hierbayes.marginal``; ``full``: all sampled), which factors are
-integrated out, and how sampled group effects are parameterised; it packs the model as data
-for the numba kernels: the sufficient statistics where group effects are integrated out (one
-grouping factor, or two nested ones; ``hierbayes.marginal``), or the rows where effects are
-sampled (any family and blocks; ``hierbayes.sampled``; with crossed factors of a Gaussian
-model, the largest factor's effects integrated out there and the others' sampled). The ``Model`` it returns builds its
-``pymc.Model`` on first use: the default sampler runs the packed model directly and never
-needs one.
+integrated out, see ``hierbayes.marginal``; ``full``: all sampled; ``gibbs``: crossed
+one-term blocks whose groups are all well informed, drawn by ``hierbayes.gibbs`` instead of
+NUTS), which factors are integrated out, and how sampled group effects are parameterised; it
+packs the model as data for the numba kernels: the sufficient statistics where group effects
+are integrated out (one grouping factor, or two nested ones; ``hierbayes.marginal``), the rows
+where effects are sampled (any family and blocks; ``hierbayes.sampled``; with crossed factors
+of a Gaussian model, the largest factor's effects integrated out there and the others'
+sampled), or the rows and codes a Gibbs sweep reads. The ``Model`` it returns builds its
+``pymc.Model`` on first use: the default samplers run the packed model directly and never
+need one.
 
 Parameters of the PyMC model (names from ``hierbayes.names``): ``b`` (sampled as
 ``Intercept_c`` and ``beta``), ``sd_<block>``, ``L_<block>`` ~ LKJ(eta) and ``cor_<block>``
