@@ -1,6 +1,8 @@
 """The Gibbs route (``hierbayes.gibbs``): when ``hb.fit`` takes it, and that its posterior is
 the one NUTS samples for the same model."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,6 +91,21 @@ def test_gibbs_recovers_a_simulated_truth_with_a_slope_term_and_an_offset():
     for name, value in truth.items():
         sd = post[name]
         assert abs(float(sd.mean()) - value) < 3 * float(sd.std()) + 0.05, (name, float(sd.mean()))
+
+
+@pytest.mark.sampling
+def test_gibbs_on_a_factor_without_variance_warns_and_points_to_nuts():
+    """The items have no variance: ``auto`` keeps NUTS; Gibbs, forced, mixes slowly near SD 0,
+    says so and names the method that samples the model by NUTS; no draw is lost."""
+    data = _crossed(sd=(0.6, 0.0))
+    formula = "y ~ x + (1 | subject) + (1 | item)"
+    assert hb.make_model(hb.make_design(formula, data)).method == "marginal"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", hb.SamplingWarning)
+        fit = hb.fit(formula, data, method="gibbs", random_seed=1, progressbar=False)
+    said = [str(w.message) for w in caught if issubclass(w.category, hb.SamplingWarning)]
+    assert any("sd_item" in m for m in said) and any("method='marginal' samples the same model by NUTS" in m for m in said)
+    assert np.isfinite(fit.posterior["r_item"]).all() and float(fit.posterior["sd_item"].min()) > 0
 
 
 def test_checked_groups_spread_over_the_group_sizes():
