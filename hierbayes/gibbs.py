@@ -54,6 +54,7 @@ class GibbsModel:
     codes: np.ndarray  # (F, n) group of each row, per factor
     Z: np.ndarray  # (Q, n): a column a row, so that a pass reads straight runs
     col_start: np.ndarray  # (F + 1,)
+    effect_start: np.ndarray  # (F + 1,) where each factor's effects start among all (J_f q_f each)
     n_levels: np.ndarray  # (F,)
     ZtZ: np.ndarray  # (sum_f J_f q_f q_f,) per factor, per group, q_f x q_f
     ztz_start: np.ndarray  # (F + 1,)
@@ -98,6 +99,7 @@ def pack_gibbs(design, priors) -> GibbsModel:
     sizes = [sum(1 for b in order if b.group == f) for f in factors]
     col_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n_levels = np.array([design.factors[f].n_levels for f in factors], dtype=np.int64)
+    effect_start = np.concatenate([[0], np.cumsum(n_levels * np.diff(col_start))]).astype(np.int64)
     parts = []
     for k, f in enumerate(factors):
         Zf = Z[col_start[k] : col_start[k + 1]].T
@@ -122,7 +124,7 @@ def pack_gibbs(design, priors) -> GibbsModel:
     resid_sd = float(np.std(y - X @ coef)) or 1.0
     return GibbsModel(
         y=np.ascontiguousarray(y, dtype=float), Xt=np.ascontiguousarray(X.T, dtype=float), codes=codes,
-        Z=np.ascontiguousarray(Z, dtype=float), col_start=col_start, n_levels=n_levels, ZtZ=np.concatenate(parts),
+        Z=np.ascontiguousarray(Z, dtype=float), col_start=col_start, effect_start=effect_start, n_levels=n_levels, ZtZ=np.concatenate(parts),
         ztz_start=ztz_start, sd_priors=sd_priors, sigma_prior=np.array(prior_row(priors.get(names.SIGMA))),
         prior_mean=prior_mean, prior_precision=precision, XtX=X.T @ X,
         ridges=np.array(ridges, dtype=np.int64).reshape(-1, 2),
@@ -136,7 +138,8 @@ def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, 
     in parallel: the DataTree with the posterior of ``run_sampled``'s names and dims. The
     sweeps run a few hundred at a time (each call seeded from ``seed``), so that Ctrl-C stops
     a long run and the progress bar moves."""
-    n_eff = int(sum(model.n_levels[f] * (model.col_start[f + 1] - model.col_start[f]) for f in range(len(model.n_levels))))
+    starts = model.effect_start
+    n_eff = int(starts[-1])
     p, Q = model.Xt.shape[0], model.Z.shape[0]
     b, sd = np.empty((chains, draws, p)), np.empty((chains, draws, Q))
     sigma, effects = np.empty((chains, draws)), np.empty((chains, draws, n_eff))
@@ -147,7 +150,7 @@ def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, 
     with _progress(progressbar, chains * total) as advance:
         for k, first in enumerate(range(0, total, step)):  # a call at a time: Ctrl-C and progress between calls
             _chains(seeds[k * chains : (k + 1) * chains], first, min(step, total - first), tune, model.y, model.Xt,
-                    model.codes, model.Z, model.col_start, model.n_levels, model.ZtZ, model.ztz_start,
+                    model.codes, model.Z, model.col_start, starts, model.n_levels, model.ZtZ, model.ztz_start,
                     model.sd_priors, model.sigma_prior, model.prior_mean, model.prior_precision, model.XtX,
                     model.ridges, *state, b, sd, sigma, effects)  # fmt: skip
             advance(chains * min(step, total - first))
@@ -160,7 +163,6 @@ def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, 
     for i, col in enumerate(model.block_col):
         lam[:, :, i, i] = sd[:, :, col]
     post.update(block_posterior(lam, blocks, chain_draw))
-    starts = np.concatenate([[0], np.cumsum(model.n_levels * np.diff(model.col_start))])
     factors = list(dict.fromkeys(bl.group for bl in blocks))
     for i, block in enumerate(blocks):
         col, f = int(model.block_col[i]), factors.index(block.group)
@@ -195,20 +197,14 @@ def warm_up() -> None:
 
 def _start_state(model: GibbsModel, chains: int, n_eff: int, rng) -> tuple:
     """Each chain's starting point, jittered (b by 0.1 residual SD, the SDs and sigma by a
-    factor up to e^{+-0.5}; the effects at 0), and its residual and first factor's Z'r: (b,
-    sd, sigma, u, resid, Z'r, work), an array of rows per chain each."""
+    factor up to e^{+-0.5}; the effects at 0), and its residual: (b, sd, sigma, u, resid, Z'r,
+    work), an array of rows per chain each (Z'r is summed by the first ``_chains`` call)."""
     p, Q = len(model.start_b), len(model.start_sd)
     b = model.start_b + 0.1 * model.start_sigma * rng.standard_normal((chains, p))
     sd = model.start_sd * np.exp(rng.uniform(-0.5, 0.5, (chains, Q)))
     sigma = model.start_sigma * np.exp(rng.uniform(-0.5, 0.5, (chains, 1)))
     resid = model.y - b @ model.Xt
-    q0 = int(model.col_start[1])
-    Ztr = np.zeros((chains, n_eff))
-    for c in range(chains):
-        for k in range(q0):
-            Ztr[c, k : model.n_levels[0] * q0 : q0] = np.bincount(model.codes[0], weights=model.Z[k] * resid[c],
-                                                                   minlength=model.n_levels[0])  # fmt: skip
-    return b, sd, sigma, np.zeros((chains, n_eff)), resid, Ztr, np.zeros((chains, n_eff))
+    return b, sd, sigma, np.zeros((chains, n_eff)), resid, np.zeros((chains, n_eff)), np.zeros((chains, n_eff))
 
 
 @contextlib.contextmanager
@@ -226,16 +222,17 @@ def _progress(show: bool, total: int):
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _chains(seeds, first, sweeps, tune, y, Xt, codes, Z, col_start, n_levels, ZtZ, ztz_start, sd_priors, sigma_prior,
-            mu0, P0, XtX, ridges, b, sd, sigma, u, resid, Ztr, change, b_out, sd_out, sigma_out, eff_out):  # fmt: skip
+def _chains(seeds, first, sweeps, tune, y, Xt, codes, Z, col_start, at, n_levels, ZtZ, ztz_start, sd_priors,
+            sigma_prior, mu0, P0, XtX, ridges, b, sd, sigma, u, resid, Ztr, change, b_out, sd_out, sigma_out,
+            eff_out):  # fmt: skip
     """Sweeps ``first`` .. ``first + sweeps - 1`` of every chain (a chain a thread, seeded by
-    ``seeds``), from the state in b .. change (a row per chain), keeping those from ``tune`` on."""
-    F = n_levels.shape[0]
-    at = np.zeros(F + 1, dtype=np.int64)  # where each factor's effects start in u
-    for f in range(F):
-        at[f + 1] = at[f] + n_levels[f] * (col_start[f + 1] - col_start[f])
+    ``seeds``), from the state in b .. change (a row per chain), keeping those from ``tune`` on;
+    ``at``: where each factor's effects start in u."""
     for c in numba.prange(seeds.shape[0]):
         np.random.seed(seeds[c])
+        if first == 0:  # the first factor's Z'r, as each sweep's last pass leaves it
+            for r in range(y.shape[0]):
+                _add_ztr(r, 0, resid[c, r], codes, Z, col_start, at, Ztr[c])
         for t in range(first, first + sweeps):
             _sweep(Xt, codes, Z, col_start, n_levels, at, ZtZ, ztz_start, sd_priors, sigma_prior, mu0, P0, XtX, ridges,
                    b[c], sd[c], sigma[c], u[c], resid[c], Ztr[c], change[c])  # fmt: skip

@@ -246,8 +246,8 @@ def _diagnosed(model: Model, idata, sampler: str, random_seed) -> Sampled:
         view = xr.DataTree.from_dict({"posterior": post, **({"sample_stats": idata.sample_stats.dataset}
                                                             if "sample_stats" in idata.children else {})})  # fmt: skip
     diagnostics = diagnose(view, watched + [names.effects(b) for b in sampled])
-    if sampler == "gibbs" and diagnostics.messages and (diagnostics.max_rhat > RHAT_MAX or
-                                                         min(diagnostics.min_ess_bulk, diagnostics.min_ess_tail) < ESS_MIN):
+    if sampler == "gibbs" and (diagnostics.max_rhat > RHAT_MAX
+                               or min(diagnostics.min_ess_bulk, diagnostics.min_ess_tail) < ESS_MIN):
         diagnostics = dataclasses.replace(diagnostics, messages=diagnostics.messages + (
             "Gibbs sampling mixes slowly where the data say little about a factor's groups (an SD near 0, few rows "
             "a group): method='marginal' samples the same model by NUTS.",))  # fmt: skip
