@@ -146,14 +146,14 @@ def crossed_maximal(seed=1):
 
 
 def crossed(seed=1, methods=("auto", "marginal")):
-    """``auto`` samples this design by Gibbs (``hierbayes.gibbs``); ``marginal`` by NUTS with
+    """``auto`` samples this design by Gibbs (``hierbayes.methods.gibbs``); ``marginal`` by NUTS with
     the subjects integrated out and the items sampled (``method="full"``: every effect by NUTS,
     add it by hand: minutes)."""
     data, formula = simulate_crossed(seed=seed)
     rows = []
     for method in methods:
         idata, wall = hierbayes_fit(formula, data, method, seed)
-        how = "Gibbs" if idata.posterior.attrs.get("log_density") == "hierbayes.gibbs" else "NUTS"
+        how = "Gibbs" if idata.posterior.attrs.get("log_density") == "hierbayes.methods.gibbs" else "NUTS"
         rows.append(summarise(f"hierbayes {method} ({how}), crossed 73k rows, 3,000 x 1,100", idata, wall,
                               ["subject", "item"]))  # fmt: skip
     rows.append({"model": "lme4 lmer (ML point estimate)", "wall_s": lme4_time(data, LME4["crossed"])})

@@ -14,7 +14,7 @@ from .formula import parse_formula
 from .model import make_model
 from .priors import make_priors
 from .results import FitResult
-from .sampling import available_sampler, sample_model
+from .sampling import sample_model
 
 __all__ = ["fit", "build"]
 
@@ -67,21 +67,18 @@ def fit(
     factor with the most levels, the others sampled); "full" samples them all; "laplace"
     integrates a GLMM's effects of one grouping factor out by a Laplace approximation (logit
     binomial, log Poisson and negative binomial; opt-in); "gibbs" draws every quantity from its
-    exact conditional in turn (``hierbayes.gibbs``: Gaussian models whose blocks have one term);
+    exact conditional in turn (``hierbayes.methods.gibbs``: Gaussian models whose blocks have one term);
     "auto" (the default) picks gibbs for crossed factors whose groups are all well informed
     (unless a ``sampler`` or NUTS options are given), else marginal where it applies, else full.
-    ``fit.method`` says which was used; the sampler never changes which factors are integrated
-    out. nutpie samples a packed model (no per-model compile step): ``hierbayes.marginal`` for
-    one grouping factor or two nested ones, ``hierbayes.sampled`` for the full model and for
-    crossed factors (the largest integrated out).
+    ``fit.method`` says which was used and ``fit.method_reason`` why (``hierbayes.methods.choice``);
+    the sampler never changes which factors are integrated out. nutpie samples a packed model
+    (no per-model compile step): ``hierbayes.marginal`` for one grouping factor or two nested
+    ones, ``hierbayes.sampled`` for the full model and for crossed factors (the largest
+    integrated out). Other keyword arguments are sampler options: ``nuts={...}`` nutpie's own,
+    anything else ``pymc.sample``'s (which then samples the PyMC model).
     """
-    available_sampler(sampler)  # an unknown or missing sampler fails here, before the design
     design = make_design(parse_formula(formula), data, reference=reference, family=family, link=link, weights=weights)
-    priors = make_priors(design, priors)
-    model = make_model(design, priors, method, parameterization)
-    if model.method == "gibbs" and method == "auto" and (sampler != "auto" or kwargs):  # NUTS asked for
-        model = make_model(design, priors, "marginal", parameterization)
-    sampled = sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
-                           progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip
+    model = make_model(design, make_priors(design, priors), method, parameterization, sampler, kwargs, target_accept)
+    sampled = sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar)
     return FitResult(built=model, idata=sampled.idata, sampler=sampled.sampler, diagnostics=sampled.diagnostics,
                      random_seed=random_seed)  # fmt: skip

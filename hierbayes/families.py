@@ -49,19 +49,20 @@ class Link:
     """A link function g: its inverse on arrays and on PyTensor tensors, and g itself."""
 
     name: str
+    code: int  # its number in the numba kernels (``core.likelihood``)
     inverse: Callable = field(repr=False)
     inverse_tensor: Callable = field(repr=False)
     forward: Callable = field(repr=False)
 
 
 LINKS = {
-    "identity": Link("identity", lambda e: e, lambda e: e, lambda m: m),
-    "logit": Link("logit", special.expit, lambda e: pm.math.invlogit(e), special.logit),
-    "probit": Link("probit", special.ndtr, lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)), special.ndtri),
-    "cloglog": Link("cloglog", lambda e: -np.expm1(-np.exp(e)), lambda e: -pt.expm1(-pt.exp(e)),
+    "identity": Link("identity", 0, lambda e: e, lambda e: e, lambda m: m),
+    "logit": Link("logit", 1, special.expit, lambda e: pm.math.invlogit(e), special.logit),
+    "probit": Link("probit", 2, special.ndtr, lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)), special.ndtri),
+    "cloglog": Link("cloglog", 3, lambda e: -np.expm1(-np.exp(e)), lambda e: -pt.expm1(-pt.exp(e)),
                     lambda m: np.log(-np.log1p(-m))),  # fmt: skip
-    "log": Link("log", np.exp, lambda e: pt.exp(e), np.log),
-    "sqrt": Link("sqrt", np.square, lambda e: pt.sqr(e), np.sqrt),
+    "log": Link("log", 4, np.exp, lambda e: pt.exp(e), np.log),
+    "sqrt": Link("sqrt", 5, np.square, lambda e: pt.sqr(e), np.sqrt),
 }
 
 
@@ -90,6 +91,7 @@ class Family:
     """A response family: link, own parameters, density, and how the stages report it."""
 
     name: str
+    kernel: int  # its log-likelihood's number in the numba kernels (``core.likelihood.loglik_rows``)
     links: tuple[str, ...]
     params: tuple[Parameter, ...]
     title: str  # "Gaussian"
@@ -103,6 +105,7 @@ class Family:
     random: Callable = field(repr=False, compare=False)  # (mu, params, rng, trials)
     likelihood: Callable = field(repr=False, compare=False)  # PyMC: (name, eta, link, params, y, trials)
     integrates_exactly: bool = False  # Gaussian group effects integrate out exactly (hierbayes.marginal)
+    laplace_links: tuple[str, ...] = ()  # the links under which method="laplace" serves it (sampled.laplace)
     has_trials: bool = False  # the response is successes out of trials
     discrete: bool = False
     link: str = "identity"
@@ -119,6 +122,11 @@ class Family:
     def summary_title(self) -> str:
         link = f", {self.link} link" if len(self.links) > 1 else ""
         return f"Bayesian {self.model_kind} mixed model ({self.title}{link})"
+
+    @property
+    def link_code(self) -> int:
+        """The link's number in the numba kernels."""
+        return LINKS[self.link].code
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -264,7 +272,7 @@ _LOGISTIC_SYMBOL = {"logit": "pi^2/3", "probit": "1", "cloglog": "pi^2/6"}
 
 
 GAUSSIAN = Family(
-    name="gaussian", links=("identity",), params=(SIGMA,), title="Gaussian", model_kind="linear",
+    name="gaussian", kernel=0, links=("identity",), params=(SIGMA,), title="Gaussian", model_kind="linear",
     residual_symbol="sigma^2", response_problem=_numeric_response("Gaussian"),
     log_density=lambda y, mu, p, n: stats.norm.logpdf(y, mu, p[names.SIGMA]),
     conditional_variance=lambda mu, p, n: np.broadcast_to(np.asarray(p[names.SIGMA]) ** 2, np.shape(mu)),
@@ -276,7 +284,7 @@ GAUSSIAN = Family(
 )
 
 STUDENT_T = Family(
-    name="student_t", links=("identity",),
+    name="student_t", kernel=1, links=("identity",),
     params=(SIGMA, Parameter("nu", "positive", lambda y: ("Gamma", {"alpha": 2.0, "beta": 0.1}),
                              "degrees of freedom")),  # fmt: skip
     title="Student-t", model_kind="robust linear", residual_symbol="sigma^2",
@@ -291,21 +299,21 @@ STUDENT_T = Family(
 )
 
 BERNOULLI = Family(
-    name="bernoulli", links=("logit", "probit", "cloglog"), params=(), title="Bernoulli",
+    name="bernoulli", kernel=2, links=("logit", "probit", "cloglog"), params=(), title="Bernoulli",
     model_kind="generalised linear", residual_symbol="pi^2/3", response_problem=_binary_response,
     log_density=lambda y, mu, p, n: stats.bernoulli.logpmf(y, mu),
     conditional_variance=lambda mu, p, n: mu * (1 - mu),
     latent_residual_variance=None, random=lambda mu, p, rng, n: rng.binomial(1, mu).astype(float),
-    likelihood=_binary_likelihood, discrete=True, link="logit",
+    likelihood=_binary_likelihood, discrete=True, link="logit", laplace_links=("logit",),
 )
 
 BINOMIAL = Family(
-    name="binomial", links=("logit", "probit", "cloglog"), params=(), title="Binomial",
+    name="binomial", kernel=2, links=("logit", "probit", "cloglog"), params=(), title="Binomial",
     model_kind="generalised linear", residual_symbol="pi^2/3", response_problem=_count_response("binomial"),
     log_density=lambda y, mu, p, n: stats.binom.logpmf(y, n, mu),
     conditional_variance=lambda mu, p, n: n * mu * (1 - mu),
     latent_residual_variance=None, random=lambda mu, p, rng, n: rng.binomial(np.asarray(n, dtype=int), mu).astype(float),
-    likelihood=_binomial_likelihood, has_trials=True, discrete=True, link="logit",
+    likelihood=_binomial_likelihood, has_trials=True, discrete=True, link="logit", laplace_links=("logit",),
 )
 
 
@@ -320,17 +328,17 @@ def _count_latent(negative_binomial: bool):
 
 
 POISSON = Family(
-    name="poisson", links=("log", "identity", "sqrt"), params=(), title="Poisson",
+    name="poisson", kernel=3, links=("log", "identity", "sqrt"), params=(), title="Poisson",
     model_kind="generalised linear", residual_symbol="log(1 + 1/lambda)", response_problem=_count_response("Poisson"),
     log_density=lambda y, mu, p, n: stats.poisson.logpmf(y, mu),
     conditional_variance=lambda mu, p, n: mu,
     latent_residual_variance=_count_latent(False), random=lambda mu, p, rng, n: rng.poisson(mu).astype(float),
     likelihood=lambda name, eta, link, p, y, n: pm.Poisson(name, mu=_positive_mean(eta, link), observed=y),
-    discrete=True, link="log",
+    discrete=True, link="log", laplace_links=("log",),
 )
 
 NEGATIVE_BINOMIAL = Family(
-    name="negativebinomial", links=("log", "identity", "sqrt"),
+    name="negativebinomial", kernel=4, links=("log", "identity", "sqrt"),
     params=(Parameter("shape", "positive", lambda y: ("Gamma", {"alpha": 0.01, "beta": 0.01}),
                       "the shape: Var = mu + mu^2 / shape"),),  # fmt: skip
     title="Negative binomial", model_kind="generalised linear", residual_symbol="log(1 + 1/lambda + 1/shape)",
@@ -342,7 +350,7 @@ NEGATIVE_BINOMIAL = Family(
                                                        p["shape"] / (p["shape"] + mu)).astype(float),  # fmt: skip
     likelihood=lambda name, eta, link, p, y, n: pm.NegativeBinomial(name, mu=_positive_mean(eta, link),
                                                                     alpha=p["shape"], observed=y),  # fmt: skip
-    discrete=True, link="log",
+    discrete=True, link="log", laplace_links=("log",),
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (GAUSSIAN, STUDENT_T, BERNOULLI, BINOMIAL, POISSON, NEGATIVE_BINOMIAL)}

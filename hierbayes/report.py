@@ -302,6 +302,7 @@ def _provenance(fit) -> list[str]:
     return [
         f"hierbayes {version('hierbayes')}, PyMC {version('pymc')}, nutpie {version('nutpie')}, ArviZ {version('arviz')}",
         f"sampler: {fit.algorithm}, {post.sizes['chain']} chains x {post.sizes['draw']} draws, tune {tune}",
+        *([f"method: {fit.method}, chosen because: {fit.method_reason}"] if fit.method_reason else []),
         f"seed: {seed}",
         f"fitted {_date(fitted) if fitted else 'at an unrecorded time'}; "
         f"report written {_date(datetime.now(timezone.utc).isoformat())}",

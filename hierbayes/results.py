@@ -53,9 +53,14 @@ class FitResult:
         return self.built.method
 
     @property
+    def method_reason(self) -> str:
+        """Why ``method`` was chosen, and what ran it (``hierbayes.methods.choice``)."""
+        return self.built.reason
+
+    @property
     def algorithm(self) -> str:
         """How the draws were made, in words."""
-        return "Gibbs sampling (hierbayes.gibbs)" if self.sampler == "gibbs" else f"NUTS via {self.sampler}"
+        return "Gibbs sampling (hierbayes.methods.gibbs)" if self.sampler == "gibbs" else f"NUTS via {self.sampler}"
 
     @property
     def integrated(self) -> tuple[str, ...]:
@@ -305,6 +310,7 @@ class FitResult:
             f"   Data: {d.n_obs} observations" + (f"; {d.dropped_text()}" if d.n_dropped else ""),
             f" Draws: {n_chains} chains x {n_draws} (after warm-up); intervals are {pct} equal-tailed"
             + (f"; seed {self.random_seed}" if self.random_seed is not None else ""),
+            *([f"Method: {self.method}: {self.method_reason}"] if self.method_reason else []),
             "",
         ]
         if d.blocks:

@@ -1,23 +1,17 @@
-"""Stage 5: Model -> Sampled: NUTS (nutpie or PyMC's own), the posterior completed, diagnosed.
+"""Stage 5: Model -> Sampled: the model's method run, the posterior completed, diagnosed.
 
-``sample_model`` runs nutpie directly on the packed model (``hierbayes.marginal``: one
-grouping factor or two nested ones integrated out; ``hierbayes.sampled``: every other model,
-and crossed factors with the largest integrated out) when every prior is one the numba kernels
-evaluate and no other sampler option is given; else NUTS on the PyMC model (nutpie compiles
-it, or PyMC's own sampler runs it). Either way the same factors are integrated out (the model
-decides), and the posterior is then completed: exact draws of the integrated factors'
-effects and the per-group log-likelihood (``marginal.draws``). Divergences,
-R-hat and ESS become warnings that say what to do.
+``sample_model`` runs the method ``model.make_model`` chose (``model.sampler``, one of
+``hierbayes.methods``: nutpie on the packed kernels, NUTS on the PyMC model, or Gibbs
+sweeps) with the settings every method takes, then lets it complete the posterior (the exact
+draws of integrated-out effects and the per-group log-likelihood), and diagnoses the draws:
+divergences, R-hat and ESS become warnings that say what to do. A sampler's internal failure
+(nutpie's Rust panics are BaseExceptions) becomes a ``SamplingError``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
-import importlib.util
-import inspect
-import logging
 import warnings
 from dataclasses import dataclass
 
@@ -26,24 +20,17 @@ import numpy as np
 import xarray as xr
 
 from . import names
-from .lazy import LazyModule
-from .gibbs import run_gibbs
-from .marginal.draws import complete, draw_laplace_effects
-from .marginal.run import run_nutpie
+from .methods.base import Settings
+from .methods.choice import available_sampler
+from .methods.pymc import check_sampler_options, pymc_quiet
+from .methods.pymc import sample as sample_pymc
 from .model import Model
-from .sampled.density import SampledModel
-from .sampled.run import run_sampled
-
-pm, pytensor = LazyModule("pymc"), LazyModule("pytensor")
 
 __all__ = ["sample", "sample_model", "check_sampler_options", "Sampled", "Diagnostics", "diagnose", "SamplingWarning",
            "SamplingError", "available_sampler", "pymc_quiet"]  # fmt: skip
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
-# nutpie's low-rank mass matrix costs more per gradient as the dimension grows (London's full
-# model, 135 parameters: 512 vs 75 us); above this many it is not worth it: plain diagonal
-LOW_RANK_MAX = 200
 GROUPS_CHECKED = 250  # groups a factor whose sampled effects get R-hat and ESS (see _diagnosed)
 
 
@@ -99,82 +86,17 @@ class Diagnostics:
         )
 
 
-@contextlib.contextmanager
-def pymc_quiet():
-    """PyMC logs what it samples at INFO ("NUTS[nutpie]: [...]", "Sampling: [...]") whatever the
-    progress bar; a fit prints only the progress bar (when asked) and warnings."""
-    logger = logging.getLogger("pymc")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def available_sampler(sampler: str = "auto") -> str:
-    """``auto`` is nutpie when installed (compiled NUTS, fastest here), else PyMC's."""
-    if sampler not in ("auto", "nutpie", "pymc"):
-        raise ValueError(f"sampler must be 'auto', 'nutpie' or 'pymc', not {sampler!r}")
-    if sampler == "auto":
-        return "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
-    if sampler == "nutpie" and not importlib.util.find_spec("nutpie"):
-        raise ImportError("sampler='nutpie' needs the nutpie package: pip install nutpie")
-    return sampler
-
-
-def check_sampler_options(options: dict, sampler: str) -> None:
-    """Refuse, before sampling, an option that PyMC's ``sample`` (with PyMC's own sampler, also
-    its NUTS) does not take, naming the nearest valid one: nutpie's ``seed`` is ``random_seed``
-    here. Else a misspelt option reached PyMC only after the whole PyMC model was built."""
-    unknown = set(options) - {"nuts"}
-    if not unknown:
-        return
-    valid = set(inspect.signature(pm.sample).parameters) | {"target_accept"}
-    if sampler == "pymc":
-        hmc = pm.step_methods.hmc
-        valid |= set(inspect.signature(hmc.NUTS.__init__).parameters)
-        valid |= set(inspect.signature(hmc.base_hmc.BaseHMC.__init__).parameters)
-    valid -= {"self", "kwargs", "model", "vars"}
-    for name in sorted(unknown - valid):
-        near = ["random_seed"] if name == "seed" else difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.5)
-        hint = f"; did you mean {near[0]!r}?" if near else "; nutpie's own options go in nuts={...}"
-        raise TypeError(f"hb.fit() got an unexpected keyword argument {name!r}{hint}")
-
-
-def sample(
-    model: pm.Model,
-    *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    random_seed: int | None = None,
-    sampler: str = "auto",
-    target_accept: float = 0.9,
-    progressbar: bool = True,
-    **kwargs,
-):
-    """Run NUTS on ``model``; returns the ArviZ DataTree. The same seed gives the same draws."""
-    _check_settings(draws, tune, chains, target_accept)
+def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
+           sampler: str = "auto", target_accept: float = 0.9, progressbar: bool = True, **kwargs):  # fmt: skip
+    """Run NUTS on the ``pymc.Model`` ``model`` (``methods.pymc.sample``); returns the ArviZ
+    DataTree. The same seed gives the same draws."""
+    Settings(draws, tune, chains)  # checks them
     nuts_sampler = available_sampler(sampler)
-    if nuts_sampler == "nutpie":
-        kwargs["nuts"] = _nutpie_options(kwargs.pop("nuts", None), _n_parameters(model))
-    # PyTensor compiles for numba with fastmath on: LLVM may then reorder arithmetic, so code
-    # compiled in this process and the same code loaded from PyTensor's disk cache round
-    # differently, and the same seed gave other draws depending on what the cache held.
-    exact = pytensor.config.change_flags(numba__fastmath=False)
-    with model, pymc_quiet(), sampler_errors(nuts_sampler), exact:
-        return pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=random_seed,
-            nuts_sampler=nuts_sampler,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            compute_convergence_checks=False,  # ours follow, with advice
-            **kwargs,
-        )
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
+    with sampler_errors(nuts_sampler):
+        return sample_pymc(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=nuts_sampler,
+                           target_accept=target_accept, progressbar=progressbar, **kwargs)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,48 +110,20 @@ class Sampled:
 
 
 def sample_model(model: Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
-                 random_seed: int | None = None, sampler: str = "auto", target_accept: float = 0.9,
-                 progressbar: bool = True, **kwargs) -> Sampled:  # fmt: skip
-    """NUTS on ``model``, the posterior completed and diagnosed (see the module docstring);
-    diagnostics messages are also issued as ``SamplingWarning``. ``method="gibbs"`` models
-    are sampled by ``hierbayes.gibbs`` instead (``sampler`` is then "gibbs")."""
-    if model.method == "gibbs":
-        if sampler != "auto" or kwargs:
-            raise ValueError(f"method='gibbs' runs hierbayes' own Gibbs sampler: it takes no sampler={sampler!r} "
-                             f"and no sampler options ({', '.join(sorted(kwargs)) or 'none given'}); use "
-                             "method='auto' or 'full' for NUTS")  # fmt: skip
-        _check_settings(draws, tune, chains, 0.5)
-        seed = int(np.random.default_rng(random_seed).integers(2**31))
-        idata = run_gibbs(model.design, model.packed, draws=draws, tune=tune, chains=chains, seed=seed,
-                          progressbar=progressbar)  # fmt: skip
-        return _diagnosed(model, idata, "gibbs", random_seed)
-    sampler = available_sampler(sampler)
-    check_sampler_options(kwargs, sampler)
-    packed = model.packed
-    if model.method == "laplace" and (sampler != "nutpie" or not packed.priors_packed or set(kwargs) - {"nuts"}):
-        raise ValueError("method='laplace' is sampled by nutpie on hierbayes' own kernels: it needs sampler='nutpie' "
-                         "(or 'auto' with nutpie installed), priors the kernels evaluate (scalar priors of the "
-                         "families in fit.prior_table()), and no other sampler options than nuts=")  # fmt: skip
-    if sampler == "nutpie" and packed is not None and packed.priors_packed and set(kwargs) <= {"nuts"}:
-        idata = _sample_packed(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                               target_accept=target_accept, progressbar=progressbar, nuts=kwargs.get("nuts"))  # fmt: skip
-    else:  # the PyMC model: PyMC's own sampler, or nutpie compiling it (other sampler options)
-        idata = sample(model.pymc, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
-                       progressbar=progressbar, target_accept=target_accept, **kwargs)  # fmt: skip
+                 random_seed: int | None = None, progressbar: bool = True) -> Sampled:  # fmt: skip
+    """``model``'s method run and its posterior completed and diagnosed (see the module
+    docstring); diagnostics messages are also issued as ``SamplingWarning``. The same
+    ``random_seed`` gives the same draws."""
+    settings = Settings(draws, tune, chains, random_seed, progressbar)
+    method = model.sampler
+    with sampler_errors(method.sampler):
+        idata = method.run(model, settings, model.options)
     seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
-    if model.method == "laplace":  # approximate draws of the effects; the log-likelihood is per row
-        for name, values in draw_laplace_effects(model.design, idata.posterior.dataset, packed, seed).items():
-            idata.posterior[name] = values
-    elif model.integrated:
-        effects, loglik = complete(model.design, idata.posterior.dataset, packed, random_seed=seed)
-        for name, values in effects.items():
-            idata.posterior[name] = values
-        # one term per group: LOO from it leaves out a whole group (see FitResult.loo)
-        idata["log_likelihood"] = xr.Dataset({names.observed(model.design.response): loglik})
-    return _diagnosed(model, idata, sampler, random_seed)
+    idata = method.complete(model, idata, seed)
+    return _diagnosed(model, idata, method, random_seed)
 
 
-def _diagnosed(model: Model, idata, sampler: str, random_seed) -> Sampled:
+def _diagnosed(model: Model, idata, method, random_seed) -> Sampled:
     """The ``Sampled`` with its diagnostics, whose messages are issued as warnings. Sampled
     group effects are checked too (exact draws afterwards need no check), on at most
     ``GROUPS_CHECKED`` groups a factor: arviz-stats takes about 2 ms a scalar for R-hat and the
@@ -246,18 +140,16 @@ def _diagnosed(model: Model, idata, sampler: str, random_seed) -> Sampled:
         view = xr.DataTree.from_dict({"posterior": post, **({"sample_stats": idata.sample_stats.dataset}
                                                             if "sample_stats" in idata.children else {})})  # fmt: skip
     diagnostics = diagnose(view, watched + [names.effects(b) for b in sampled])
-    if sampler == "gibbs" and (diagnostics.max_rhat > RHAT_MAX
-                               or min(diagnostics.min_ess_bulk, diagnostics.min_ess_tail) < ESS_MIN):
-        diagnostics = dataclasses.replace(diagnostics, messages=diagnostics.messages + (
-            "Gibbs sampling mixes slowly where the data say little about a factor's groups (an SD near 0, few rows "
-            "a group): method='marginal' samples the same model by NUTS.",))  # fmt: skip
+    if method.advice and (diagnostics.max_rhat > RHAT_MAX
+                          or min(diagnostics.min_ess_bulk, diagnostics.min_ess_tail) < ESS_MIN):
+        diagnostics = dataclasses.replace(diagnostics, messages=diagnostics.messages + (method.advice,))
     if picks:
         checked = " and ".join(f"{len(v)} of {design.factors[g].n_levels:,} {g} groups" for g, v in picks.items())
         diagnostics = dataclasses.replace(diagnostics, groups_checked=f"group effects checked on {checked}, "
                                                                       "spread over their sizes")  # fmt: skip
     for message in diagnostics.messages:
         warnings.warn(message, SamplingWarning, stacklevel=4)  # the caller of hb.fit
-    return Sampled(idata, sampler, diagnostics, random_seed)
+    return Sampled(idata, method.sampler, diagnostics, random_seed)
 
 
 def checked_groups(codes: np.ndarray, n_levels: int, k: int | None = None) -> np.ndarray:
@@ -267,41 +159,6 @@ def checked_groups(codes: np.ndarray, n_levels: int, k: int | None = None) -> np
     k = GROUPS_CHECKED if k is None else k
     order = np.argsort(np.bincount(codes, minlength=n_levels), kind="stable")
     return np.sort(order[np.unique(np.linspace(0, n_levels - 1, k).round().astype(int))])
-
-
-def _sample_packed(model: Model, *, draws, tune, chains, random_seed, target_accept, progressbar, nuts):
-    """NUTS by nutpie on the packed model (``hierbayes.marginal.run``): no code generation,
-    so no compile step once numba's disk cache holds its functions. Same seed, same draws."""
-    _check_settings(draws, tune, chains, target_accept)
-    packed = model.packed
-    seed = int(np.random.default_rng(random_seed).spawn(chains)[0].integers(2**30))  # as pm.sample does
-    run = run_sampled if isinstance(packed, SampledModel) else run_nutpie
-    with sampler_errors("nutpie"):
-        return run(model.design, packed, draws=draws, tune=tune, chains=chains, seed=seed,
-                          target_accept=target_accept, nuts=_nutpie_options(nuts, packed.n_dim),
-                          progressbar=progressbar)  # fmt: skip
-
-
-def _check_settings(draws, tune, chains, target_accept) -> None:
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
-
-
-def _nutpie_options(options: dict | None, n_parameters: int) -> dict:
-    """nutpie settings: the low-rank mass matrix up to ``LOW_RANK_MAX`` sampled numbers. It
-    adapts to the correlation of an intercept with a few well-measured group effects
-    (Penicillin: R-hat 1.02 -> 1.004, bulk ESS 115 -> 966)."""
-    options = dict(options or {})
-    options.setdefault("adaptation", "low_rank" if n_parameters <= LOW_RANK_MAX else "diag")
-    return options
-
-
-def _n_parameters(model) -> int:
-    """How many numbers NUTS samples (the size of the unconstrained space)."""
-    return int(sum(np.size(v) for v in model.initial_point().values()))
 
 
 def diagnose(idata, var_names: list[str]) -> Diagnostics:

@@ -31,6 +31,7 @@ from scipy import stats
 
 from . import names
 from .api import fit as hb_fit
+from .families import get_family
 from .sampling import SamplingError, SamplingWarning
 
 __all__ = [
@@ -110,7 +111,7 @@ class ModelClass:
     @property
     def priors(self) -> dict[str, str]:
         extra = {"cor": f"LKJ({LKJ_ETA:g})"} if any(b.correlated for b in self.blocks) else {}
-        own = {} if self.family == "gaussian" else {names.SIGMA: None}
+        own = {} if names.SIGMA in get_family(self.family).param_names else {names.SIGMA: None}
         return {k: v for k, v in {**PRIORS, **extra}.items() if k not in own}
 
     def parameters(self) -> list[str]:
@@ -119,7 +120,7 @@ class ModelClass:
             labels += [f"{names.sd(b.name)}[{t}]" for t in b.terms]
             if b.correlated:
                 labels.append(f"{names.cor(b.name)}[{b.terms[0]},{b.terms[1]}]")
-        return labels + ([names.SIGMA] if self.family == "gaussian" else [])
+        return labels + [p for p in get_family(self.family).param_names if p == names.SIGMA]
 
 
 _SLOPE = (SimBlock("g", ("(Intercept)", "x"), correlated=True),)
@@ -174,14 +175,11 @@ def simulate(mc: ModelClass, rng: np.random.Generator) -> tuple[pd.DataFrame, di
         effects = (rng.normal(size=(codes.max() + 1, k)) @ chol.T) * sd
         Z = np.column_stack([np.ones_like(x) if t == "(Intercept)" else x for t in block.terms])
         mu = mu + np.sum(Z * effects[codes], axis=1)
-    if mc.family == "bernoulli":  # mu is the linear predictor on the logit / log scale
-        y = rng.binomial(1, 1 / (1 + np.exp(-mu))).astype(float)
-    elif mc.family == "poisson":
-        y = rng.poisson(np.exp(np.minimum(mu, 20.0))).astype(float)
-    else:
-        sigma = abs(rng.normal(0.0, 1.0))
-        truth[names.SIGMA] = sigma
-        y = mu + sigma * rng.normal(size=lay.n_obs)
+    family = get_family(mc.family)  # mu is the linear predictor, on the link scale
+    params = {}
+    if names.SIGMA in family.param_names:
+        params[names.SIGMA] = truth[names.SIGMA] = abs(rng.normal(0.0, 1.0))
+    y = family.draw(family.mean(np.minimum(mu, 20.0) if family.link == "log" else mu), params, rng)
     df = pd.DataFrame({"y": y, "x": x, **lay.columns})
     return df, {p: float(truth[p]) for p in mc.parameters()}
 

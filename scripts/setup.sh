@@ -35,8 +35,6 @@ step "upgrading pip"
 pip install --upgrade pip
 step "installing hierbayes${1:+ with the '$1' extra} and its dependencies (a few minutes on a fresh machine)"
 pip install -e "$spec"
-step "compiling the numba code of the packed models (cached on disk; later fits start at once)"
-.venv/bin/python -c "from hierbayes.marginal.run import warm_up; warm_up()
-from hierbayes.sampled.run import warm_up; warm_up()
-from hierbayes.gibbs import warm_up; warm_up()"
+step "compiling the numba kernels of every method (about 3 minutes, once: cached on disk, later fits start at once)"
+.venv/bin/python -m hierbayes.methods.warm
 step "done: .venv/bin/python and .venv/bin/hierbayes are ready"

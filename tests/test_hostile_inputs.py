@@ -259,9 +259,11 @@ def test_a_response_scale_far_from_one_with_sampled_effects(scale, formula, meth
     data = grouped(n_groups=8, per_group=6).assign(h=np.tile(list("abc"), 16))
     data["y"] *= scale
     fit = hb.fit(formula, data, method=method, sampler=sampler, **SETTINGS)
-    # h has 3 levels: a stray divergence happens at any scale (1 of 400 draws at seed 1); a
-    # response scale the sampler did not divide out gave hundreds, and R-hat > 2
-    assert fit.diagnostics.divergences <= 2 and fit.diagnostics.max_rhat < 1.05
+    # h has 3 levels: stray divergences happen at any scale (0-3 of 400 draws over seeds 1-10,
+    # the same at scale 1, and a fresh machine's PyMC draws other ones); a response scale the
+    # sampler did not divide out gave hundreds, and R-hat > 2: the margin is 5% of the draws
+    n_draws = fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"]
+    assert fit.diagnostics.divergences <= 0.05 * n_draws and fit.diagnostics.max_rhat < 1.05
     assert abs(float(fit.posterior["b"].sel(term="x").mean()) / scale - 0.5) < 0.3
 
 

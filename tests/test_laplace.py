@@ -9,7 +9,7 @@ from scipy import integrate, stats
 import hierbayes as hb
 from hierbayes.design import make_design
 from hierbayes.formula import parse_formula
-from hierbayes.marginal.density import unpack
+from hierbayes.core.parameters import unpack
 from hierbayes.priors import make_priors
 from hierbayes.sampled.density import pack_sampled
 
@@ -86,7 +86,7 @@ def test_cbpp_agrees_with_the_exact_path():
 
 
 @pytest.mark.parametrize("formula,family,match", [
-    ("yc ~ x + (1 | g)", "gaussian", "serves .* not the Gaussian"),
+    ("yc ~ x + (1 | g)", "gaussian", "does not apply: it serves .* not the Gaussian"),
     ("yb ~ x + (1 | g)", "bernoulli:probit", "not the Bernoulli \\(probit link\\)"),
     ("yc ~ x + (1 | g) + (1 | h)", "poisson", "one grouping factor.* has 2 \\(g, h\\)"),
 ])  # fmt: skip

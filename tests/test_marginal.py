@@ -10,7 +10,7 @@ from scipy.stats import multivariate_normal
 
 import hierbayes as hb
 from hierbayes.marginal.stats import integrated_factors, largest_factor, response_shift, sufficient_stats
-from hierbayes.model import choose_method
+from hierbayes.methods.choice import choose_method
 
 
 def _data(seed=3, J=7):
@@ -88,15 +88,27 @@ def test_sufficient_statistics_are_per_group_cross_products():
 def test_method_choice():
     data = _data()
     data["h"] = np.where(data["x"] > 0, "a", "b")
-    assert choose_method(hb.make_design("y ~ x + (x | g)", data)) == "marginal"
+    def choose(design, method="auto", **kw):
+        return choose_method(design, hb.make_priors(design), method, **kw)
+
+    one = choose(hb.make_design("y ~ x + (x | g)", data))
+    assert (one.method.name, one.method.sampler) == ("marginal", "nutpie")
+    assert one.reason == "the Gaussian group effects of g integrated out exactly; nutpie on hierbayes' kernels"
     crossed = hb.make_design("y ~ x + (1 | g) + (1 | h)", data)
-    assert choose_method(crossed) == "marginal" and largest_factor(crossed) == "g" and integrated_factors(crossed) == ("g",)  # 7 levels > 2
+    assert choose(crossed).method.name == "marginal" and largest_factor(crossed) == "g" and integrated_factors(crossed) == ("g",)  # 7 levels > 2
+    glmm = choose(hb.make_design("y ~ x + (1 | g)", data.assign(y=(data["y"] > 0).astype(int)), family="bernoulli"))
+    assert glmm.method.name == "full" and "every group effect sampled: the bernoulli family's" in glmm.reason
+    # the same model on the PyMC graph, with the reason
+    pymc = choose(hb.make_design("y ~ x + (x | g)", data), sampler="pymc")
+    assert (pymc.method.name, pymc.method.sampler) == ("marginal", "pymc") and "because of sampler='pymc'" in pymc.reason
+    options = choose(hb.make_design("y ~ x + (x | g)", data), options={"discard_tuned_samples": True})
+    assert options.method.sampler == "nutpie" and "options only pymc.sample takes (discard_tuned_samples)" in options.reason
     with pytest.raises(ValueError, match="does not apply: the model has no group-level effects"):
-        choose_method(hb.make_design("y ~ x", data), "marginal")
+        choose(hb.make_design("y ~ x", data), "marginal")
     with pytest.raises(ValueError, match="method must be one of"):
-        choose_method(hb.make_design("y ~ x + (1 | g)", data), "pql")
-    with pytest.raises(ValueError, match="method='laplace' serves .* not the Gaussian"):
-        choose_method(hb.make_design("y ~ x + (1 | g)", data), "laplace")
+        choose(hb.make_design("y ~ x + (1 | g)", data), "pql")
+    with pytest.raises(ValueError, match="method='laplace' does not apply: it serves .* not the Gaussian"):
+        choose(hb.make_design("y ~ x + (1 | g)", data), "laplace")
 
 
 # --- against the full model, with real sampling ----------------------------------------------

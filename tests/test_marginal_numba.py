@@ -10,8 +10,9 @@ from scipy import stats
 from scipy.stats import multivariate_normal
 
 import hierbayes as hb
-from hierbayes.marginal.density import pack_model, prior_logp
-from hierbayes.marginal.layout import PRIOR_CODES
+from hierbayes.core.parameters import prior_logp
+from hierbayes.marginal.density import pack_model
+from hierbayes.core.layout import PRIOR_CODES
 from test_marginal import _data  # the same small grouped data as the PyMC-built model's tests
 
 SINGLE_FACTOR = [
@@ -143,8 +144,11 @@ def test_posterior_matches_nutpie_on_the_pymc_model(fits):
     packed, _ = fits("sleepstudy_rs_reml")
     assert packed.posterior.attrs.get("log_density") == "hierbayes.marginal"
     model = packed.built
-    # a prior the kernels could not evaluate sends the model through PyMC
-    through_pymc = dataclasses.replace(model, packed=dataclasses.replace(model.packed, priors_packed=False))
+    # the same model and priors on the PyMC graph (as a prior the kernels cannot evaluate sends it)
+    from hierbayes.methods.base import PymcOptions
+    from hierbayes.methods.pymc import PyMC
+
+    through_pymc = dataclasses.replace(model, sampler=PyMC("marginal", "nutpie"), options=PymcOptions("nutpie"))
     pymc_built = hb.sample_model(through_pymc, random_seed=11, progressbar=False)
     assert pymc_built.sampler == "nutpie" and "log_density" not in pymc_built.idata.posterior.attrs
     for var in ("b", "sd_Subject", "cor_Subject", "sigma"):
@@ -380,11 +384,10 @@ def test_the_op_that_serves_pymc_has_the_kernels_gradient(formula):
 
 _NO_NEW_COMPILE = """
 import numba, numpy as np, pandas as pd, hierbayes as hb
-from hierbayes import gibbs, marginal, sampled
-from hierbayes.marginal import run as mrun
-from hierbayes.sampled import run as srun
-mrun.warm_up(); srun.warm_up(); gibbs.warm_up()
-mods = [gibbs] + [m for pkg in (marginal, sampled) for m in vars(pkg).values() if type(m).__name__ == "module"]
+from hierbayes import core, marginal, methods, sampled
+from hierbayes.methods import warm
+warm.warm_up()
+mods = [m for pkg in (core, marginal, methods, sampled) for m in vars(pkg).values() if type(m).__name__ == "module"]
 def signatures():
     return {f"{m.__name__}.{k}": len(v.signatures) for m in mods for k, v in vars(m).items()
             if isinstance(v, numba.core.registry.CPUDispatcher)}

@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.model import build_model, choose_parameterization, information_ratio
+from hierbayes.model import build_model
+from hierbayes.parameterization import choose_parameterization, information_ratio
 from hierbayes.design import make_design
 
 

@@ -9,11 +9,11 @@ import pytest
 import hierbayes as hb
 from hierbayes.design import make_design
 from hierbayes.formula import parse_formula
-from hierbayes.marginal.density import unpack
-from hierbayes.marginal.layout import H_PARTIAL, H_ZTW_FULL
+from hierbayes.core.parameters import unpack
+from hierbayes.core.layout import H_PARTIAL, H_ZTW_FULL
 from hierbayes.priors import make_priors
 from hierbayes.sampled.density import pack_sampled
-from hierbayes.sampled.likelihood import digamma
+from hierbayes.core.likelihood import digamma
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_crossed_gaussian_integrates_the_largest_factor_out(data, formula, how, 
     sampled; Z'W packed whole or as sparse rows (here every g meets every h: whole by default).
     The gradient against finite differences, and the log-likelihood against the dense
     N(X b + Z_h r_h, sigma^2 I + Z_g G Z_g') between two points."""
-    from hierbayes.sampled import crossed
+    from hierbayes.marginal import crossed
 
     monkeypatch.setattr(crossed, "WHOLE_ABOVE", 0.5 if whole else 1.0)
     design = make_design(parse_formula(formula), data)

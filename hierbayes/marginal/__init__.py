@@ -9,15 +9,16 @@ the LKJ correlations and sigma, and a gradient costs O(J q^3) whatever the numbe
 Modules, in the order the data flow through them:
 
 - ``stats``: Design -> sufficient statistics; which factors are integrated out.
-- ``layout``: the packed buffer's header (the one declaration of where everything lies).
-- ``kernels`` (one factor) and ``nested`` (two nested factors): the per-group Woodbury step
-  in numba, for the log-likelihood, its gradient and the exact draws.
-- ``density``: Design + Priors -> ``PackedModel``; the log posterior and its gradient on the
-  unconstrained scale, as C callbacks for nutpie and as ``loglik_and_grad`` for PyMC.
+- ``kernels`` (one factor) and ``nested`` / ``nested_slopes`` (two nested factors): the
+  per-group Woodbury step in numba, for the log-likelihood, its gradient and the exact draws
+  (``nested_draws``); ``crossed``: crossed factors with the largest one integrated out and the
+  others' effects given (the sampled model's likelihood).
+- ``density``: Design + Priors -> ``PackedModel`` (``core.layout``'s buffer); the log
+  posterior and its gradient on the unconstrained scale, for nutpie and for PyMC.
 - ``graph``: the likelihood inside a PyMC model (the Op over the kernels; crossed designs in
   PyTensor arithmetic).
-- ``run``: nutpie on the packed model -> DataTree.
 - ``draws``: posterior -> exact group effects and per-group log-likelihood.
 
+It reads ``core`` only; the methods (``hierbayes.methods``) run it.
 This package face imports nothing, so its modules never import each other through it.
 """

@@ -12,7 +12,7 @@ these terms leaves out a whole group.
 log-likelihood draws with dims (chain, draw, group)). One factor: ``kernels.draw_effects``;
 two nested: ``nested.draw_nested_effects`` (the outer factor's effects with the inner ones
 integrated out, then the inner ones given them; log-likelihood per outer group); crossed:
-``sampled.crossed.draw_integrated``, or NumPy on chunks of draws, element-wise in q
+``crossed.draw_integrated``, or NumPy on chunks of draws, element-wise in q
 (``elementwise``), where PyMC sampled the model.
 """
 
@@ -23,18 +23,17 @@ import xarray as xr
 from scipy import sparse
 
 from .. import names
-from ..sampled.crossed import draw_integrated
+from .crossed import draw_integrated
 from ..summarize import block_cholesky
 from .elementwise import backward, cholesky, forward
 from .kernels import draw_effects
-from .laplace import draw_laplace
 from .nested_draws import draw_nested_effects
 from .stats import (
     factor_Z, integrated_blocks, largest_factor, nested_factors, nested_stats, response_shift,
     sampled_blocks, sufficient_stats,
 )  # fmt: skip
 
-__all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects", "draw_laplace_effects"]
+__all__ = ["complete", "lambda_draws", "draw_group_effects", "draw_nested_group_effects"]
 
 
 def complete(design, posterior: xr.Dataset, packed=None, random_seed=None):
@@ -56,7 +55,7 @@ def draw_group_effects(design, posterior: xr.Dataset, packed=None, random_seed=N
 
     Returns ({``r_<block>``: draws}, log-likelihood draws with dims (chain, draw, group)).
     One factor: the compiled kernel on ``packed``'s buffer; crossed factors: the compiled
-    ``sampled.crossed.draw_integrated`` on the sampled model's rows, or, where PyMC sampled the
+    ``crossed.draw_integrated`` on the sampled model's rows, or, where PyMC sampled the
     model (``packed`` None), NumPy on chunks of draws, element-wise in q.
     """
     rng = np.random.default_rng(random_seed)
@@ -152,33 +151,6 @@ def draw_nested_group_effects(design, posterior: xr.Dataset, packed, random_seed
         starts[block.group] += block.size
     coords = {**chain_draw, outer: list(design.factors[outer].levels)}
     return out, xr.DataArray(loglik.reshape(*shape, S_out), dims=("chain", "draw", outer), coords=coords)
-
-
-def draw_laplace_effects(design, posterior: xr.Dataset, packed, random_seed=None) -> dict[str, xr.DataArray]:
-    """``method="laplace"``: each draw's group effects from the Laplace approximation of their
-    conditional posterior, N(mode, A^{-1}) per group (``laplace.draw_laplace``): approximate,
-    as the likelihood was; ``r_<block>`` as the full model's."""
-    rng = np.random.default_rng(random_seed)
-    factor = design.blocks[0].group
-    J, q = design.factors[factor].n_levels, packed.q
-    b = posterior[names.FIXED].transpose(*names.SAMPLE_DIMS, names.TERM).values
-    shape = b.shape[:2]
-    lam = lambda_draws(design, posterior, packed.blocks).reshape(-1, q, q)
-    theta = np.stack([posterior[t].transpose(*names.SAMPLE_DIMS).values.reshape(-1) for t in packed.theta_names]
-                     + [np.zeros(lam.shape[0])], axis=1)  # fmt: skip
-    b = b.reshape(-1, b.shape[-1])
-    effects = np.empty((len(b), J, q))
-    draw_laplace(b, lam, theta, packed.buffer, rng.standard_normal((len(b), J, q)), effects, shape[0])
-    effects = effects.reshape(*shape, J, q)
-    chain_draw = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
-    out, start = {}, 0
-    for block in packed.blocks:
-        out[names.effects(block)] = xr.DataArray(
-            effects[..., start : start + block.size], dims=("chain", "draw", factor, names.effect_dim(block)),
-            coords={**chain_draw, factor: list(design.factors[factor].levels), names.effect_dim(block): list(block.terms)},
-        )  # fmt: skip
-        start += block.size
-    return out
 
 
 class _Residuals:

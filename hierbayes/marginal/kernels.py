@@ -28,12 +28,13 @@ import math
 import numba
 import numpy as np
 
-from .layout import (
+from ..core.layout import (
     H_HASINT, H_INTCOL, H_J, H_N, H_P, H_Q, H_X0, H_YTY, OFF_XTX, OFF_XTY, OFF_ZTX, OFF_ZTY, OFF_ZTZ,
 )  # fmt: skip
+from ..core.linalg import chol_solve, cholesky, lower_times
 
 __all__ = ["loglik_grad", "centred", "residual_ss", "totals_residual", "woodbury_system", "woodbury_gradient", "woodbury_q1",
-           "woodbury_q2", "cholesky", "chol_solve", "lower_times", "group_draw", "draw_effects"]
+           "woodbury_q2", "group_draw", "draw_effects"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -344,52 +345,6 @@ def _groups_q3(lam, s2, b, buf, g_b, g_lam):
     g_lam[2, 0], g_lam[2, 1], g_lam[2, 2] = g20, g21, g22
     return logdet, quad, trace, vtv
 
-
-
-@numba.njit(cache=True, error_model="numpy")
-def chol_solve(L, rhs):
-    """Overwrite ``rhs`` (k x m) with (L L')^{-1} rhs; L lower triangular (any dtype)."""
-    k, m = rhs.shape
-    for col in range(m):
-        for a in range(k):
-            t = rhs[a, col]
-            for i in range(a):
-                t -= L[a, i] * rhs[i, col]
-            rhs[a, col] = t / L[a, a]
-        for a in range(k - 1, -1, -1):
-            t = rhs[a, col]
-            for i in range(a + 1, k):
-                t -= L[i, a] * rhs[i, col]
-            rhs[a, col] = t / L[a, a]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def cholesky(M, L):
-    """L = the lower Cholesky factor of M (any dtype); returns log det M."""
-    k = M.shape[0]
-    logdet = 0.0 * M[0, 0]
-    for a in range(k):
-        for c in range(a + 1):
-            t = M[a, c]
-            for i in range(c):
-                t -= L[a, i] * L[c, i]
-            if a == c:
-                L[a, a] = np.sqrt(t)
-            else:
-                L[a, c] = t / L[c, c]
-        logdet += 2 * np.log(L[a, a])
-    return logdet
-
-
-@numba.njit(cache=True, error_model="numpy")
-def lower_times(lam, start, x, out):
-    """out = L x for the lower-triangular block of ``lam`` starting at row and column ``start``
-    (the size of ``x``): a group's effects Lambda eta from its standardised draw."""
-    for a in range(x.shape[0]):
-        t = 0.0
-        for m in range(a + 1):
-            t += lam[start + a, start + m] * x[m]
-        out[a] = t
 
 
 @numba.njit(cache=True, error_model="numpy")

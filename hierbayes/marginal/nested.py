@@ -30,8 +30,9 @@ import math
 import numba
 import numpy as np
 
-from .kernels import centred, chol_solve, cholesky, totals_residual
-from .layout import (
+from ..core.linalg import chol_solve, cholesky
+from .kernels import centred, totals_residual
+from ..core.layout import (
     H_J, H_N, H_NA, H_NOUTER, H_P, H_Q, H_Q1, OFF_A_COUNTS, OFF_A_INDEX, OFF_A_VALUES, OFF_BY_OUTER, OFF_N_C,
     OFF_OUTER_OF, OFF_OUTER_START, OFF_UTU, OFF_UTU_S, OFF_UTX, OFF_UTX_S, OFF_UTY, OFF_UTY_S, OFF_ZTU, OFF_ZTX,
     OFF_ZTY, OFF_ZTZ,

@@ -15,8 +15,9 @@ import math
 import numba
 import numpy as np
 
-from .kernels import centred, cholesky, lower_times, residual_ss
-from .layout import H_J, H_NA
+from ..core.linalg import cholesky, lower_times
+from .kernels import centred, residual_ss
+from ..core.layout import H_J, H_NA
 from .nested import class_residual, inner_group, less_class, nested_offsets, outer_offsets, outer_totals
 from .nested_slopes import class_2x
 

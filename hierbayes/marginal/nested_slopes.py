@@ -31,8 +31,9 @@ import math
 import numba
 import numpy as np
 
-from .kernels import centred, chol_solve, cholesky, totals_residual
-from .layout import H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1
+from ..core.linalg import chol_solve, cholesky
+from .kernels import centred, totals_residual
+from ..core.layout import H_J, H_N, H_NOUTER, H_P, H_Q, H_Q1
 from .nested import nested_offsets, outer_offsets, outer_solve, outer_solve_2, outer_totals, outer_totals_2
 
 __all__ = ["nested_loglik_grad", "class_2x"]

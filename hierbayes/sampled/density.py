@@ -30,7 +30,7 @@ levels are integrated out exactly and come first in Lambda; only the others' eff
 x (the likelihood in ``crossed``). The row loops are ``rows``'.
 
 ``pack_sampled``: Design + Priors + parameterisation -> ``SampledModel``; nutpie calls
-``logp_and_grad`` and ``expand`` through the C callbacks of ``hierbayes.packed``.
+``logp_and_grad`` and ``expand`` through the C callbacks of ``hierbayes.methods.nutpie``.
 """
 
 from __future__ import annotations
@@ -41,21 +41,21 @@ import numba
 import numpy as np
 
 from .. import names
-from ..marginal.density import STEP, initial_point, prior_row, unpack
-from ..marginal.laplace import laplace_loglik
+from ..core.parameters import STEP, initial_point, prior_row, priors_packable, unpack
+from .laplace import laplace_loglik
 from ..marginal.stats import largest_factor, sufficient_stats
-from ..marginal.layout import (
+from ..core.layout import (
     H_FAMILY, H_HASINT, H_INTCOL, H_LAPLACE, H_LINK, H_NBLOCKS, H_NDIM, H_NEXP, H_NINT, H_NSMALL, H_NTHETA, H_P, H_Q,
     H_PARTIAL, H_ROWS, H_X0, H_YTY, H_ZTW_FULL,
     HEADER, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_MEANS, OFF_OFFSET, OFF_PRIORS, OFF_SCALES, OFF_SLOPES,
     OFF_PARTIAL, OFF_STARTS, OFF_TERM_COLS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS, OFF_ZTZ,
     SAMPLED_SECTIONS, assemble,
 )  # fmt: skip
-from .crossed import cross_products, integrated_likelihood, partial_adjoint, partial_weights
-from .likelihood import FAMILY_CODES, LINK_CODES, constants, loglik_rows
-from .rows import back, linear_predictor
+from ..marginal.crossed import cross_products, integrated_likelihood, partial_adjoint, partial_weights
+from ..core.likelihood import constants, loglik_rows
+from ..core.rows import back, linear_predictor
 
-__all__ = ["SampledModel", "pack_sampled", "priors_packable", "logp_and_grad", "expand", "effects_from_x"]
+__all__ = ["SampledModel", "pack_sampled", "logp_and_grad", "expand", "effects_from_x"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -164,7 +164,7 @@ def logp_and_grad(x, buf, grad):
         return -np.inf  # outside what double precision can represent: a rejected point
     g_b, g_r, g_theta, g_lam = np.zeros(p), np.zeros(n_r), np.zeros(max(n_theta, 1)), np.zeros((q, q))
     x0_bar = 0.0
-    if buf[H_LAPLACE] > 0:  # the group effects integrated out (hierbayes.marginal.laplace)
+    if buf[H_LAPLACE] > 0:  # the group effects integrated out (``laplace``)
         loglik, lp_groups = laplace_loglik(b, lam, theta, buf, g_b, g_lam, g_theta), 0.0
     else:
         r, w = np.empty(n_r), np.zeros(int(buf[H_NBLOCKS]))
@@ -272,15 +272,10 @@ class SampledModel:
         return initial_point(self, seed)
 
 
-def priors_packable(priors) -> bool:
-    """Whether the kernels evaluate every prior of ``priors`` (the LKJ ones always)."""
-    return all(prior_row(e.prior)[0] >= 0 for e in priors.entries if e.cls != "cor")
-
-
 def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, integrated: tuple = ()) -> SampledModel:
     """Pack ``design`` row by row, its ``priors`` and how each block is sampled into one
-    float64 buffer (``marginal.layout``'s header, the sampled model's sections). ``laplace``:
-    the effects of the one grouping factor integrated out instead (``marginal.laplace``);
+    float64 buffer (``core.layout``'s header, the sampled model's sections). ``laplace``:
+    the effects of the one grouping factor integrated out instead (``laplace``);
     ``integrated``: the blocks of the factor with the most levels of a Gaussian model, whose
     effects are integrated out exactly (put first), the others sampled."""
     family = design.family
@@ -356,7 +351,7 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     header[[H_NDIM, H_P, H_Q, H_NBLOCKS, H_HASINT, H_INTCOL, H_NEXP, H_NTHETA, H_ROWS, H_FAMILY, H_LINK, H_NSMALL,
             H_LAPLACE, H_NINT, H_PARTIAL, H_X0]] = [
         len(labels), p, q, len(blocks), has_int, int_col, p + q * q + n_theta + (0 if laplace else at), n_theta, n,
-        FAMILY_CODES[family.name], LINK_CODES[family.link], n_small, float(laplace), len(integrated), float(2 in partial),
+        family.kernel, family.link_code, n_small, float(laplace), len(integrated), float(2 in partial),
         loc if has_int else 0.0,
     ]  # fmt: skip
     Z = np.concatenate([b.Z for b in blocks], axis=1) if blocks else np.zeros((n, 0))

@@ -1,6 +1,6 @@
 """The packed model's layout: one float64 buffer whose header says where everything lies.
 
-The numba kernels (``kernels``, ``nested``, ``density``) read the model from this buffer, so
+The numba kernels (``marginal``, ``sampled``, ``core.rows``) read the model from this buffer, so
 their compiled code is the same for every model and numba's disk cache serves it in a new
 process. ``density.pack_model`` writes the buffer; this module is the only declaration of
 its header. Header slot k holds a scalar (``H_*``) or the offset of a section (``OFF_*``).
@@ -38,16 +38,13 @@ are partially centred (``crossed``); then
 ``OFF_PARTIAL`` holds a code per block: 0 (its first term is not the intercept), 1 (it is), 2
 (it is, and its effects are in x as a_j = r_j + w (x_0 - ``H_X0``)).
 
-numba's disk cache keys each kernel on its own module's source text, not on this module's nor
-on the kernels it calls from other modules, so a kernel compiled against an older header or
-callee would be loaded unchanged: ``_forget_stale_kernels`` clears every kernel's cache
-whenever the text of any kernel module changes.
+numba's disk cache keys each kernel on its own module's source file, not on this module's nor
+on the kernels it calls from other modules: ``methods.warm.forget_stale_kernels`` (run by
+``scripts/setup.sh`` and the tests) clears the package's cached kernels when any kernel module
+changed. Nothing is deleted at import time.
 """
 
 from __future__ import annotations
-
-import hashlib
-from pathlib import Path
 
 import numpy as np
 
@@ -91,28 +88,3 @@ def assemble(header, sections: dict, order) -> np.ndarray:
     buffer = np.ascontiguousarray(np.concatenate(parts))
     buffer.flags.writeable = False
     return buffer
-
-
-def _forget_stale_kernels() -> None:
-    """Delete numba's cached kernels (``marginal``, ``sampled`` and ``packed``'s callbacks)
-    when the text of any of those modules changed since they were compiled (a hash kept
-    beside them); best effort, never an error."""
-    here = Path(__file__)
-    package = here.parent.parent
-    sources = sorted([*package.joinpath("marginal").glob("*.py"), *package.joinpath("sampled").glob("*.py"),
-                      package / "packed.py"])  # fmt: skip
-    try:
-        digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
-        marker = here.parent / "__pycache__" / "kernels.sha256"
-        if marker.exists() and marker.read_text() == digest:
-            return
-        for folder in {path.parent / "__pycache__" for path in sources}:
-            for cached in [*folder.glob("*.nbi"), *folder.glob("*.nbc")]:
-                cached.unlink(missing_ok=True)
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(digest)
-    except OSError:
-        pass
-
-
-_forget_stale_kernels()

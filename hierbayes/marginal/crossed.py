@@ -50,12 +50,12 @@ import numba
 import numpy as np
 from scipy import sparse
 
-from ..marginal.kernels import centred, group_draw, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
-from ..marginal.layout import (
+from .kernels import centred, group_draw, woodbury_gradient, woodbury_q1, woodbury_q2, woodbury_system
+from ..core.layout import (
     H_NBLOCKS, H_NINT, H_NSMALL, H_ROWS, H_X0, H_YTY, OFF_BLOCKS, OFF_GROUPS, OFF_PARTIAL, OFF_STARTS, OFF_WTW, OFF_WTW_PTR,
     OFF_WTY, OFF_Y, OFF_ZTW, OFF_ZTW_PTR, OFF_ZTY, OFF_ZTZ, H_ZTW_FULL,
 )  # fmt: skip
-from .rows import linear_predictor, row_views
+from ..core.rows import linear_predictor, row_views
 
 __all__ = ["integrated_likelihood", "cross_products", "partial_weights", "partial_adjoint", "draw_integrated"]
 

@@ -15,6 +15,11 @@ Up to terms free of parameters (lgamma(y + 1), log choose(n, y)), with mu = g^{-
 - negative binomial (mean mu, shape phi): lgamma(y + phi) - lgamma(phi) + phi log phi
   + y log mu - (phi + y) log(phi + mu).
 
+The ``family`` and ``link`` numbers are the ``kernel`` and ``Link.code`` of the entries in
+``hierbayes.families`` (0 Gaussian, 1 Student-t, 2 binomial, 3 Poisson, 4 negative binomial;
+links 0 identity, 1 logit, 2 probit, 3 cloglog, 4 log, 5 sqrt): a new family is one entry
+there and one branch here.
+
 Where the mean leaves its support (an identity or sqrt link giving mu <= 0) the row's log
 density is -inf and the caller rejects the point.
 """
@@ -26,10 +31,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FAMILY_CODES", "LINK_CODES", "loglik_rows", "constants", "digamma"]
-
-FAMILY_CODES = {"gaussian": 0, "student_t": 1, "bernoulli": 2, "binomial": 2, "poisson": 3, "negativebinomial": 4}
-LINK_CODES = {"identity": 0, "logit": 1, "probit": 2, "cloglog": 3, "log": 4, "sqrt": 5}
+__all__ = ["loglik_rows", "constants", "digamma"]
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 SQRT2 = math.sqrt(2.0)

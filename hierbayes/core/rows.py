@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..marginal.layout import (
+from .layout import (
     H_NBLOCKS, H_NINT, H_P, H_Q, H_ROWS, OFF_BLOCKS, OFF_CODES, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_X, OFF_ZROWS,
 )  # fmt: skip
 

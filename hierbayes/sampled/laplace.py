@@ -30,18 +30,14 @@ import math
 import numba
 import numpy as np
 
-from ..sampled.likelihood import digamma
-from ..sampled.rows import row_views
-from .kernels import chol_solve, cholesky, lower_times
-from .layout import (
+from ..core.likelihood import digamma
+from ..core.rows import row_views
+from ..core.linalg import chol_solve, cholesky, lower_times
+from ..core.layout import (
     H_FAMILY, H_NTHETA, H_P, H_Q, H_ROWS, OFF_GROUPS, OFF_OFFSET, OFF_STARTS, OFF_TRIALS, OFF_X, OFF_Y, OFF_ZROWS,
 )  # fmt: skip
 
-__all__ = ["LAPLACE_FAMILIES", "laplace_loglik", "draw_laplace"]
-
-# (family, link) pairs the approximation serves
-LAPLACE_FAMILIES = {("bernoulli", "logit"), ("binomial", "logit"), ("poisson", "log"), ("negativebinomial", "log")}
-
+__all__ = ["laplace_loglik", "draw_laplace"]
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _row(family, y, n, eta, phi):

@@ -31,17 +31,39 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numba
 import numpy as np
-import xarray as xr
 
-from . import names
-from .marginal.density import prior_logp, prior_row
-from .marginal.run import block_posterior
+from .. import names
+from ..core.parameters import prior_logp, prior_row
+from ..core.posterior import posterior_tree, posterior_variables
+from .base import GibbsOptions, Method
 
-__all__ = ["GibbsModel", "gibbs_applies", "pack_gibbs", "run_gibbs", "warm_up"]
+__all__ = ["Gibbs", "GibbsModel", "gibbs_applies", "pack_gibbs", "run_gibbs"]
+
+
+class Gibbs(Method):
+    """``method="gibbs"``: the sweeps of the module docstring; chosen by ``method="auto"`` only
+    where every block's groups are well informed (``choice.choose_method``)."""
+
+    name, sampler, options_type = "gibbs", "gibbs", GibbsOptions
+    advice = ("Gibbs sampling mixes slowly where the data say little about a factor's groups (an SD near 0, few rows "
+              "a group): method='marginal' samples the same model by NUTS.")  # fmt: skip
+
+    def applies(self, design, priors) -> str:
+        return gibbs_applies(design, priors)[1]
+
+    def parameterize(self, design, priors, parameterization) -> dict:
+        return dict.fromkeys((b.name for b in design.blocks), "centered")
+
+    def pack(self, design, priors, parameterization):
+        return pack_gibbs(design, priors)
+
+    def run(self, model, settings, options: GibbsOptions):
+        seed = int(np.random.default_rng(settings.seed).integers(2**31))
+        return run_gibbs(model.design, model.packed, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                         seed=seed, progressbar=settings.progressbar)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,7 @@ def gibbs_applies(design, priors) -> tuple[bool, str]:
     priors on the fixed effects and priors the kernels evaluate. Whether its groups are well
     enough informed for Gibbs to mix is ``model.make_model``'s to judge."""
     family = design.family
-    if family.name != "gaussian" or family.link != "identity":
+    if not family.integrates_exactly or family.link != "identity":
         return False, f"it samples Gaussian models (identity link), not the {family.label} family"
     if not design.blocks or any(b.size != 1 for b in design.blocks):
         return False, "it needs group effects of one term a block ((1 | g), (x || g)), no correlated blocks"
@@ -135,7 +157,7 @@ def pack_gibbs(design, priors) -> GibbsModel:
 
 def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, seed: int, progressbar=False):
     """``chains`` Gibbs chains of ``tune`` + ``draws`` sweeps (the first ``tune`` dropped),
-    in parallel: the DataTree with the posterior of ``run_sampled``'s names and dims. The
+    in parallel: the DataTree with the posterior of ``core.posterior``'s names and dims. The
     sweeps run a few hundred at a time (each call seeded from ``seed``), so that Ctrl-C stops
     a long run and the progress bar moves."""
     starts = model.effect_start
@@ -156,43 +178,19 @@ def run_gibbs(design, model: GibbsModel, *, draws: int, tune: int, chains: int, 
             advance(chains * min(step, total - first))
     elapsed = time.time() - started
     chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    post = {names.FIXED: xr.DataArray(b, dims=("chain", "draw", names.TERM),
-                                      coords={**chain_draw, names.TERM: list(design.fixed_terms)})}  # fmt: skip
     blocks = design.blocks
     lam = np.zeros((chains, draws, len(blocks), len(blocks)))
     for i, col in enumerate(model.block_col):
         lam[:, :, i, i] = sd[:, :, col]
-    post.update(block_posterior(lam, blocks, chain_draw))
     factors = list(dict.fromkeys(bl.group for bl in blocks))
+    per_block = []
     for i, block in enumerate(blocks):
         col, f = int(model.block_col[i]), factors.index(block.group)
         q_f = int(model.col_start[f + 1] - model.col_start[f])
         values = effects[:, :, starts[f] : starts[f + 1]].reshape(chains, draws, -1, q_f)[..., col - model.col_start[f]]
-        group, effect = block.group, names.effect_dim(block)
-        post[names.effects(block)] = xr.DataArray(
-            values[..., None], dims=("chain", "draw", group, effect),
-            coords={**chain_draw, group: list(design.factors[group].levels), effect: list(block.terms)},
-        )
-    post[names.SIGMA] = xr.DataArray(sigma, dims=("chain", "draw"), coords=chain_draw)
-    attrs = {"sampling_time": elapsed, "tuning_steps": tune, "log_density": "hierbayes.gibbs",
-             "created_at": datetime.now(timezone.utc).isoformat()}
-    tree = xr.DataTree()
-    tree["posterior"] = xr.DataTree(xr.Dataset(post, attrs=attrs))
-    return tree
-
-
-def warm_up() -> None:
-    """Compile the sampler here, or load it from numba's disk cache (``scripts/setup.sh``)."""
-    import pandas as pd
-
-    from .design import make_design
-    from .priors import make_priors
-
-    rng = np.random.default_rng(0)
-    data = pd.DataFrame({"y": rng.normal(size=24), "x": rng.normal(size=24), "g": list("abc") * 8,
-                         "h": list("abcd") * 6})  # fmt: skip
-    design = make_design("y ~ x + (1 | g) + (x || h)", data)
-    run_gibbs(design, pack_gibbs(design, make_priors(design)), draws=2, tune=2, chains=1, seed=0)
+        per_block.append((block, values[..., None]))
+    post = posterior_variables(design, chain_draw, b, lam, blocks, per_block, {names.SIGMA: sigma})
+    return posterior_tree(post, sampling_time=elapsed, tune=tune, log_density="hierbayes.methods.gibbs")
 
 
 def _start_state(model: GibbsModel, chains: int, n_eff: int, rng) -> tuple:
