@@ -78,12 +78,16 @@ class Parameter:
     """One of a family's own parameters: its posterior name, support and default prior.
 
     ``default_prior(y)`` gives the prior as (PyMC distribution name, its parameters), e.g.
-    ``("HalfStudentT", {"nu": 3.0, "sigma": 1.2})``; ``priors.py`` makes it a ``Prior``."""
+    ``("HalfStudentT", {"nu": 3.0, "sigma": 1.2})``; ``priors.py`` makes it a ``Prior``.
+    ``log_start(y, X)`` is the log of the packed samplers' starting value, jittered by up to
+    ``jitter`` on the log scale."""
 
     name: str
     support: str  # "positive" or "real", as priors.py names supports
     default_prior: Callable[[np.ndarray], tuple[str, dict]] = field(repr=False)
     description: str = ""
+    log_start: Callable[[np.ndarray, np.ndarray], float] = field(default=lambda y, X: 0.0, repr=False)
+    jitter: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -266,7 +270,18 @@ def _sigma(y) -> tuple[str, dict]:
     return "HalfStudentT", {"nu": 3.0, "sigma": response_scale(y)}
 
 
-SIGMA = Parameter(names.SIGMA, "positive", _sigma, "the residual SD")
+def _residual_sd(y, X) -> float:
+    """log of the residual SD of the least-squares fit of y on X."""
+    return float(np.log(np.std(y - X @ np.linalg.lstsq(X, y, rcond=None)[0]) or 1.0))
+
+
+def _moment_shape(y, X) -> float:
+    """log of the moment estimate mean^2 / (var - mean) of a negative binomial's shape, in [0.1, 100]."""
+    mean, var = float(np.mean(y)), float(np.var(y))
+    return float(np.log(np.clip(mean**2 / (var - mean), 0.1, 100.0) if var > mean else 100.0))
+
+
+SIGMA = Parameter(names.SIGMA, "positive", _sigma, "the residual SD", log_start=_residual_sd, jitter=1.0)
 _LOGISTIC_VARIANCE = {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}
 _LOGISTIC_SYMBOL = {"logit": "pi^2/3", "probit": "1", "cloglog": "pi^2/6"}
 
@@ -286,7 +301,7 @@ GAUSSIAN = Family(
 STUDENT_T = Family(
     name="student_t", kernel=1, links=("identity",),
     params=(SIGMA, Parameter("nu", "positive", lambda y: ("Gamma", {"alpha": 2.0, "beta": 0.1}),
-                             "degrees of freedom")),  # fmt: skip
+                             "degrees of freedom", log_start=lambda y, X: float(np.log(10.0)))),  # fmt: skip
     title="Student-t", model_kind="robust linear", residual_symbol="sigma^2",
     response_problem=_numeric_response("Student-t"),
     log_density=lambda y, mu, p, n: stats.t.logpdf(y, p["nu"], mu, p[names.SIGMA]),
@@ -340,7 +355,7 @@ POISSON = Family(
 NEGATIVE_BINOMIAL = Family(
     name="negativebinomial", kernel=4, links=("log", "identity", "sqrt"),
     params=(Parameter("shape", "positive", lambda y: ("Gamma", {"alpha": 0.01, "beta": 0.01}),
-                      "the shape: Var = mu + mu^2 / shape"),),  # fmt: skip
+                      "the shape: Var = mu + mu^2 / shape", log_start=_moment_shape),),  # fmt: skip
     title="Negative binomial", model_kind="generalised linear", residual_symbol="log(1 + 1/lambda + 1/shape)",
     response_problem=_count_response("negative binomial"),
     log_density=lambda y, mu, p, n: stats.nbinom.logpmf(y, p["shape"], p["shape"] / (p["shape"] + mu)),

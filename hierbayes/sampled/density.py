@@ -328,8 +328,8 @@ def pack_sampled(design, priors, parameterization: dict, laplace: bool = False, 
     for param in family.params:
         prior_rows.append(prior_row(priors.get(param.name)))
         labels.append(f"log {param.name}")
-        start.append(_theta_start(param.name, design))
-        jitter.append(1.0 if param.name == names.SIGMA else 0.5)
+        start.append(param.log_start(design.y, design.X))
+        jitter.append(param.jitter)
     n_small = len(labels)
     shifted = _shifted_terms(design, blocks, parameterization, integrated_names)
     term_cols = [terms.index(t) if (block.name, t) in shifted else -1 for block in blocks for t in block.terms]
@@ -404,16 +404,3 @@ def _partial_codes(blocks, group_rows, shifted, integrated) -> list[int]:
         movable = block.name not in integrated and centred and (block.name, "(Intercept)") not in shifted
         codes.append(2 if first and movable else int(first))
     return codes
-
-
-def _theta_start(name: str, design) -> float:
-    """log of a starting value for the family's own parameter ``name``: the residual SD of a
-    least-squares fit (sigma), 10 (nu), or the moment estimate mean^2 / (var - mean) (shape)."""
-    y = design.y
-    if name == names.SIGMA:
-        coef = np.linalg.lstsq(design.X, y, rcond=None)[0]
-        return float(np.log(np.std(y - design.X @ coef) or 1.0))
-    if name == "nu":
-        return float(np.log(10.0))
-    mean, var = float(np.mean(y)), float(np.var(y))
-    return float(np.log(np.clip(mean**2 / (var - mean), 0.1, 100.0) if var > mean else 100.0))
