@@ -120,9 +120,12 @@ def test_summary_reads_like_lmer(fits):
     text = fit.summary()
     for part in ["Formula: normexam ~ standLRT + (standLRT|school)", "Random effects", "school",
                  "(Intercept)", "standLRT", "Residual", "Number of obs: 4059, groups:  school, 65",
-                 "Fixed effects:", "Estimate", "Est.Error", "R-hat", "Diagnostics: 0 divergent"]:  # fmt: skip
+                 "Fixed effects:", "Estimate", "Est.Error", "R-hat", "Diagnostics: 0 divergent",
+                 # the method and why it was chosen (methods.choice)
+                 "Method: marginal: the Gaussian group effects of school integrated out exactly; nutpie on "
+                 "hierbayes' kernels"]:  # fmt: skip
         assert part in text, part
-    assert fit.idata.posterior["r_school"].dims[-2:] == ("school", "school__effect")
+    assert fit.method_reason in text and fit.idata.posterior["r_school"].dims[-2:] == ("school", "school__effect")
 
 
 def test_crossed_factors_each_get_their_own_dim(fits):
