@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from . import names
-from .methods.base import Settings
+from .methods.base import Settings, check_target_accept
 from .methods.choice import available_sampler
 from .methods.pymc import check_sampler_options, pymc_quiet
 from .methods.pymc import sample as sample_pymc
@@ -92,8 +92,7 @@ def sample(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, rando
     DataTree. The same seed gives the same draws."""
     Settings(draws, tune, chains)  # checks them
     nuts_sampler = available_sampler(sampler)
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be between 0 and 1, not {target_accept!r}")
+    check_target_accept(target_accept)
     with sampler_errors(nuts_sampler):
         return sample_pymc(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=nuts_sampler,
                            target_accept=target_accept, progressbar=progressbar, **kwargs)  # fmt: skip

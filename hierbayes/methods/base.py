@@ -52,7 +52,7 @@ class Settings:
                 raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
 
 
-def _check_target_accept(value) -> None:
+def check_target_accept(value) -> None:
     if not 0 < value < 1:
         raise ValueError(f"target_accept must be between 0 and 1, not {value!r}")
 
@@ -66,7 +66,7 @@ class NutsOptions:
     nuts: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _check_target_accept(self.target_accept)
+        check_target_accept(self.target_accept)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class PymcOptions:
     sample: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _check_target_accept(self.target_accept)
+        check_target_accept(self.target_accept)
 
 
 @dataclass(frozen=True)
